@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with Python >= 3.11 and make: `make demo` and `make test`.
+# Bootstrap: a virtualenv, uv installed into it with pip, then `uv sync --frozen` from uv.lock.
+# Every step is a file target, so re-running does nothing that is already done.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+SCALE ?= 1
+SEED ?= 42
+
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+
+.PHONY: setup demo test lint format clean
+
+setup: $(VENV)/.synced
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.11 (or newer) and run make again.")'
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --frozen --python $(BIN)/python
+	@touch $@
+
+demo: setup
+	$(BIN)/haven up
+	$(BIN)/haven source init --scale $(SCALE) --seed $(SEED)
+	$(BIN)/haven ingest
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	-$(BIN)/haven down
+	rm -rf .haven $(VENV)

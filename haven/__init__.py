@@ -1,0 +1,1 @@
+"""Clutter Haven analytics warehouse."""

@@ -1,0 +1,108 @@
+"""Where the warehouse and the source are: a configured server, or the embedded one started here.
+
+``up()`` is the one place that decides; everything downstream takes the ``Endpoints`` it returns,
+so the same code path runs against the embedded server and a real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from haven.errors import HavenError
+from haven.settings import Settings
+from haven.warehouse.connection import connect, validate_url, with_database, with_user
+from haven.warehouse.embedded import HOST, SUPERUSER, EmbeddedServer
+
+LOADER = "haven_loader"
+TRANSFORMER = "haven_transformer"
+ANALYST = "haven_analyst"
+ML = "haven_ml"
+MCP = "haven_mcp"
+SOURCE_READER = "haven_source_reader"
+"""The read-only role the pipeline uses on the simulated source."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    warehouse_url: str
+    """Administrative URL of the warehouse database (applies roles; tests and benchmarks)."""
+    source_admin_url: str
+    """URL the simulator writes the application database with (the application's own role)."""
+    source_url: str
+    """URL the pipeline reads the source with: a read-only role."""
+    embedded: bool
+    role_password: str | None = None
+
+    def role_url(self, role: str) -> str:
+        """The warehouse, logged in as one of the platform roles."""
+        return with_user(self.warehouse_url, role, self.role_password)
+
+
+def embedded_server(settings: Settings) -> EmbeddedServer:
+    return EmbeddedServer(settings.embedded_dir)
+
+
+def up(settings: Settings) -> Endpoints:
+    """Make the warehouse and the source reachable and return their URLs. Idempotent."""
+    port: int | None = None
+    if settings.warehouse_url is None or settings.source_url is None:
+        port = embedded_server(settings).start()
+    embedded_root = f"postgresql://{SUPERUSER}@{HOST}:{port}/postgres" if port else None
+
+    if settings.warehouse_url is not None:
+        validate_url(settings.warehouse_url, setting="HAVEN_WAREHOUSE_URL")
+        warehouse_url = settings.warehouse_url
+    else:
+        assert embedded_root is not None
+        _ensure_database(embedded_root, settings.warehouse_database)
+        warehouse_url = with_database(embedded_root, settings.warehouse_database)
+
+    if settings.source_url is not None:
+        validate_url(settings.source_url, setting="HAVEN_SOURCE_URL")
+        source_admin_url = source_url = settings.source_url
+    else:
+        assert embedded_root is not None
+        _ensure_database(embedded_root, settings.source_database)
+        source_admin_url = with_database(embedded_root, settings.source_database)
+        source_url = with_user(source_admin_url, SOURCE_READER, settings.role_password)
+
+    endpoints = Endpoints(
+        warehouse_url=warehouse_url,
+        source_admin_url=source_admin_url,
+        source_url=source_url,
+        embedded=settings.warehouse_url is None,
+        role_password=settings.role_password,
+    )
+    apply_roles(endpoints)
+    return endpoints
+
+
+def apply_roles(endpoints: Endpoints) -> None:
+    """Create the platform roles and their grants in the warehouse (``roles.sql``)."""
+    script = resources.files("haven.warehouse").joinpath("roles.sql").read_text()
+    with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
+        try:
+            conn.execute(script)  # type: ignore[arg-type]  # a trusted script of our own
+            if endpoints.role_password:
+                for role in (LOADER, TRANSFORMER, ANALYST, ML, MCP):
+                    conn.execute(
+                        sql.SQL("alter role {} password {}").format(
+                            sql.Identifier(role), sql.Literal(endpoints.role_password)
+                        )
+                    )
+        except psycopg.Error as error:
+            raise HavenError(
+                f"Could not create the haven roles in the warehouse ({str(error).splitlines()[0]}); "
+                "HAVEN_WAREHOUSE_URL needs a role with CREATEROLE that owns the database."
+            ) from None
+
+
+def _ensure_database(root_url: str, name: str) -> None:
+    with connect(root_url, purpose="embedded warehouse") as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))

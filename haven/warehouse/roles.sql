@@ -1,0 +1,70 @@
+-- Warehouse roles and schema boundaries, as code. Applied by `haven up` on every start; every
+-- statement is idempotent. None of these roles is a superuser.
+--
+--   haven_loader       writes raw_app (dlt)
+--   haven_transformer  reads raw_app, writes the dbt schemas
+--   haven_analyst      reads analytics and ops
+--   haven_ml           reads ml and ops
+--   haven_mcp          reads analytics, ml and ops (the MCP server)
+
+do $roles$
+declare
+    role_name text;
+begin
+    foreach role_name in array array[
+        'haven_loader', 'haven_transformer', 'haven_analyst', 'haven_ml', 'haven_mcp'
+    ] loop
+        if not exists (select from pg_roles where rolname = role_name) then
+            execute format('create role %I login', role_name);
+        end if;
+        execute format(
+            'alter role %I login nosuperuser nocreatedb nocreaterole noreplication nobypassrls',
+            role_name
+        );
+        execute format('grant connect on database %I to %I', current_database(), role_name);
+    end loop;
+    execute format('revoke all on database %I from public', current_database());
+    -- the transformer may create schemas of its own (dbt's stored test failures, for example)
+    execute format('grant create on database %I to haven_transformer', current_database());
+end
+$roles$;
+
+revoke create on schema public from public;
+
+-- the loader owns what dlt writes: the dataset and dlt's staging dataset for merges
+create schema if not exists raw_app authorization haven_loader;
+create schema if not exists raw_app_staging authorization haven_loader;
+alter schema raw_app owner to haven_loader;
+alter schema raw_app_staging owner to haven_loader;
+
+-- the transformer owns every schema dbt builds
+create schema if not exists staging authorization haven_transformer;
+create schema if not exists quarantine authorization haven_transformer;
+create schema if not exists snapshots authorization haven_transformer;
+create schema if not exists analytics authorization haven_transformer;
+create schema if not exists ml authorization haven_transformer;
+create schema if not exists ops authorization haven_transformer;
+
+-- raw_app: readable by the transformer only
+grant usage on schema raw_app to haven_transformer;
+grant select on all tables in schema raw_app to haven_transformer;
+alter default privileges for role haven_loader in schema raw_app
+    grant select on tables to haven_transformer;
+
+-- analytics: analysts and the MCP server
+grant usage on schema analytics to haven_analyst, haven_mcp;
+grant select on all tables in schema analytics to haven_analyst, haven_mcp;
+alter default privileges for role haven_transformer in schema analytics
+    grant select on tables to haven_analyst, haven_mcp;
+
+-- ml: the ML team and the MCP server
+grant usage on schema ml to haven_ml, haven_mcp;
+grant select on all tables in schema ml to haven_ml, haven_mcp;
+alter default privileges for role haven_transformer in schema ml
+    grant select on tables to haven_ml, haven_mcp;
+
+-- ops: run history is for everyone
+grant usage on schema ops to haven_analyst, haven_ml, haven_mcp;
+grant select on all tables in schema ops to haven_analyst, haven_ml, haven_mcp;
+alter default privileges for role haven_transformer in schema ops
+    grant select on tables to haven_analyst, haven_ml, haven_mcp;
