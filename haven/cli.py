@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from haven.errors import HavenError
 from haven.settings import get_settings
+from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
 
 app = typer.Typer(
@@ -19,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-source_app = typer.Typer(help="The simulated Clutter Haven application database.", no_args_is_help=True)
+source_app = typer.Typer(
+    help="The simulated Clutter Haven application database.", no_args_is_help=True
+)
 app.add_typer(source_app, name="source")
 
 console = Console(stderr=True)
@@ -27,12 +31,18 @@ console = Console(stderr=True)
 
 @app.command()
 def up(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line with the URLs.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line with the URLs.")
+    ] = False,
 ) -> None:
     """Start (or reuse) the warehouse and the source, and apply the warehouse roles."""
     endpoints = warehouse.up(get_settings())
     if as_json:
-        print(json.dumps({"warehouse_url": endpoints.warehouse_url, "source_url": endpoints.source_url}))
+        print(
+            json.dumps(
+                {"warehouse_url": endpoints.warehouse_url, "source_url": endpoints.source_url}
+            )
+        )
         return
     kind = "embedded PostgreSQL" if endpoints.embedded else "configured PostgreSQL"
     console.print(f"[green]warehouse[/] ({kind}): {endpoints.warehouse_url}")
@@ -47,6 +57,60 @@ def down() -> None:
         console.print("embedded warehouse stopped")
     else:
         console.print("embedded warehouse was not running")
+
+
+@source_app.command("init")
+def source_init(
+    scale: Annotated[float, typer.Option(help="Scale factor: 1 is about a million rows.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 42,
+    defect_rate: Annotated[
+        float, typer.Option(help="Share of rows damaged per defect kind (recorded in sim.defects).")
+    ] = 0.0,
+    replace: Annotated[bool, typer.Option(help="Drop an existing simulation first.")] = False,
+) -> None:
+    """Create the simulated application database (a no-op when it already exists as asked)."""
+    endpoints = warehouse.up(get_settings())
+    started = time.perf_counter()
+    with console.status("creating the source") as status:
+        source, created = simulator.init(
+            endpoints,
+            scale=scale,
+            seed=seed,
+            defect_rate=defect_rate,
+            replace=replace,
+            progress=lambda step: status.update(step),
+        )
+    elapsed = time.perf_counter() - started
+    verb = (
+        f"created in {elapsed:.1f} s" if created else "already there (pass --replace to regenerate)"
+    )
+    console.print(
+        f"source SF {source.scale} seed {source.seed}: {sum(source.rows.values()):,} rows in "
+        f"{len(source.rows)} tables, {verb}; clock {source.clock:%Y-%m-%d}"
+    )
+
+
+@source_app.command("tick")
+def source_tick(
+    days: Annotated[int, typer.Option(help="Simulated days to advance.")] = 1,
+    defect_rate: Annotated[
+        float | None, typer.Option(help="Defect rate for the new rows (default: the init rate).")
+    ] = None,
+) -> None:
+    """Advance the application in time: sign-ups, orders, status changes, deletes, late commits."""
+    endpoints = warehouse.up(get_settings())
+    started = time.perf_counter()
+    before = simulator.source_state(endpoints)
+    with console.status("advancing the source") as status:
+        after = simulator.tick(
+            endpoints, days=days, defect_rate=defect_rate, progress=lambda step: status.update(step)
+        )
+    elapsed = time.perf_counter() - started
+    changed = sum(after.rows.values()) - sum(before.rows.values())
+    console.print(
+        f"source advanced {days} day(s) to {after.clock:%Y-%m-%d} in {elapsed:.1f} s "
+        f"({changed:+,} rows net)"
+    )
 
 
 def main() -> None:

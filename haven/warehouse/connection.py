@@ -18,7 +18,9 @@ def connect(url: str, *, purpose: str, autocommit: bool = True) -> psycopg.Conne
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.ProgrammingError as error:
-        raise HavenError(f"The {purpose} URL {redact(url)} is not a valid PostgreSQL URL: {_first_line(error)}.") from None
+        raise HavenError(
+            f"The {purpose} URL {redact(url)} is not a valid PostgreSQL URL: {_first_line(error)}."
+        ) from None
     except psycopg.OperationalError as error:
         raise HavenError(
             f"Cannot connect to the {purpose} at {redact(url)} ({_first_line(error)}); "
@@ -65,9 +67,13 @@ def validate_url(url: str, *, setting: str) -> None:
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as error:
-        raise HavenError(f"{setting} is not a valid PostgreSQL URL: {_first_line(error)}.") from None
+        raise HavenError(
+            f"{setting} is not a valid PostgreSQL URL: {_first_line(error)}."
+        ) from None
     if not urlsplit(url).path.strip("/"):
-        raise HavenError(f"{setting} must name a database, for example postgresql://host:5432/warehouse.")
+        raise HavenError(
+            f"{setting} must name a database, for example postgresql://host:5432/warehouse."
+        )
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
+import pwd
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import importlib.util
-import pwd
-import stat
 
 import psutil
 
@@ -143,7 +142,9 @@ class EmbeddedServer:
         last_error = ""
         for port in self._candidate_ports():
             try:
-                self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {port}", "start"])
+                self._pg_ctl(
+                    ["-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {port}", "start"]
+                )
             except subprocess.CalledProcessError as error:
                 last_error = (error.stderr or "") + self._log_tail()
                 self._remove_stale_pid_file()
@@ -216,7 +217,10 @@ class EmbeddedServer:
                     os.chmod(root, os.stat(root).st_mode | 0o055)
                     for name in files:
                         file = os.path.join(root, name)
-                        os.chmod(file, os.stat(file).st_mode | 0o044 | (0o011 if root == str(path) else 0))
+                        os.chmod(
+                            file,
+                            os.stat(file).st_mode | 0o044 | (0o011 if root == str(path) else 0),
+                        )
                 with contextlib.suppress(OSError):
                     marker.touch()
             return
@@ -273,7 +277,9 @@ def _is_postgres_process(pid: int, data_dir: Path) -> bool:
         cmdline = process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    return bool(cmdline) and Path(cmdline[0]).name == "postgres" and str(data_dir) in " ".join(cmdline)
+    return (
+        bool(cmdline) and Path(cmdline[0]).name == "postgres" and str(data_dir) in " ".join(cmdline)
+    )
 
 
 def _port_is_free(port: int) -> bool:
@@ -294,4 +300,3 @@ def _free_port() -> int:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1].rstrip(".") if lines else ""
-
