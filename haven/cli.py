@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from haven.errors import HavenError
 from haven.settings import get_settings
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
+from haven.warehouse.connection import redact
 
 app = typer.Typer(
     help="Clutter Haven analytics warehouse: embedded PostgreSQL, simulated source, dlt ingestion.",
@@ -111,6 +113,44 @@ def source_tick(
         f"source advanced {days} day(s) to {after.clock:%Y-%m-%d} in {elapsed:.1f} s "
         f"({changed:+,} rows net)"
     )
+
+
+@app.command()
+def ingest() -> None:
+    """Land every application table in raw_app (incremental, merge on key, hard deletes marked)."""
+    from ingestion.pipeline import ingest as run_ingest  # dlt is slow to import; only here
+
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
+    with console.status("ingesting") as status:
+        report = run_ingest(settings, endpoints, progress=lambda step: status.update(step))
+    table = Table(title=f"raw_app after ingest (load {report.load_id or 'none'})")
+    for column in ("table", "extracted", "loaded", "hard deletes", "notes"):
+        table.add_column(
+            column, justify="right" if column in {"extracted", "loaded", "hard deletes"} else "left"
+        )
+    for row in report.tables.values():
+        notes = row.problem or (
+            f"new column(s): {', '.join(row.new_columns)}" if row.new_columns else ""
+        )
+        table.add_row(
+            row.table,
+            f"{row.extracted:,}",
+            f"{row.loaded:,}",
+            f"{row.deleted:,}",
+            notes,
+            style="red" if row.problem else None,
+        )
+    console.print(table)
+    console.print(
+        f"{report.loaded_rows:,} rows loaded in {report.seconds:.1f} s into "
+        f"{redact(endpoints.warehouse_url)} schema raw_app"
+    )
+    if report.failed:
+        names = ", ".join(row.table for row in report.failed)
+        raise HavenError(
+            f"{len(report.failed)} table(s) were not loaded ({names}): {report.failed[0].problem}; fix the source and run `haven ingest` again."
+        )
 
 
 def main() -> None:

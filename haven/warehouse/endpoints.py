@@ -24,6 +24,9 @@ ML = "haven_ml"
 MCP = "haven_mcp"
 SOURCE_READER = "haven_source_reader"
 """The read-only role the pipeline uses on the simulated source."""
+EMBEDDED_ROLE_PASSWORD = "haven-local"
+"""The embedded server trusts 127.0.0.1 and ignores passwords, but some clients (dlt) insist on
+one; on a real server HAVEN_ROLE_PASSWORD is used instead."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ def up(settings: Settings) -> Endpoints:
     port: int | None = None
     if settings.warehouse_url is None or settings.source_url is None:
         port = embedded_server(settings).start()
+    role_password = settings.role_password or (EMBEDDED_ROLE_PASSWORD if port else None)
     embedded_root = f"postgresql://{SUPERUSER}@{HOST}:{port}/postgres" if port else None
 
     if settings.warehouse_url is not None:
@@ -68,14 +72,14 @@ def up(settings: Settings) -> Endpoints:
         assert embedded_root is not None
         _ensure_database(embedded_root, settings.source_database)
         source_admin_url = with_database(embedded_root, settings.source_database)
-        source_url = with_user(source_admin_url, SOURCE_READER, settings.role_password)
+        source_url = with_user(source_admin_url, SOURCE_READER, role_password)
 
     endpoints = Endpoints(
         warehouse_url=warehouse_url,
         source_admin_url=source_admin_url,
         source_url=source_url,
         embedded=settings.warehouse_url is None,
-        role_password=settings.role_password,
+        role_password=role_password,
     )
     apply_roles(endpoints)
     return endpoints

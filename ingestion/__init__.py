@@ -1,0 +1,1 @@
+"""dlt sources and pipelines: one folder per source (``app/``), the pipeline that runs them."""

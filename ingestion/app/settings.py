@@ -1,0 +1,39 @@
+"""What the ``app`` source extracts: every application table, its key, cursor and disposition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    primary_key: str = "id"
+    cursor: str = "updated_at"
+    disposition: Literal["merge", "append"] = "merge"
+
+    @property
+    def mutable(self) -> bool:
+        """Mutable tables are merged on the key, re-read with an overlap window, and checked for
+        hard deletes; append-only tables are only ever appended to."""
+        return self.disposition == "merge"
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("categories"),
+    TableSpec("vendors"),
+    TableSpec("customers"),
+    TableSpec("listings"),
+    TableSpec("orders"),
+    TableSpec("order_items"),
+    TableSpec("payments"),
+    TableSpec("shipments"),
+    TableSpec("refunds"),
+    TableSpec("reviews"),
+    TableSpec("order_status_events", cursor="id", disposition="append"),
+)
+
+DELETED_AT = "_haven_deleted_at"
+"""Set on a raw row when its key disappears from the source (a hard delete); never cleared."""
+LOAD_ID = "_dlt_load_id"
