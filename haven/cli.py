@@ -116,14 +116,24 @@ def source_tick(
 
 
 @app.command()
-def ingest() -> None:
+def ingest(
+    full_refresh: Annotated[
+        bool,
+        typer.Option(help="Drop raw_app's tables and incremental state, then reload everything."),
+    ] = False,
+) -> None:
     """Land every application table in raw_app (incremental, merge on key, hard deletes marked)."""
     from ingestion.pipeline import ingest as run_ingest  # dlt is slow to import; only here
 
     settings = get_settings()
     endpoints = warehouse.up(settings)
     with console.status("ingesting") as status:
-        report = run_ingest(settings, endpoints, progress=lambda step: status.update(step))
+        report = run_ingest(
+            settings,
+            endpoints,
+            full_refresh=full_refresh,
+            progress=lambda step: status.update(step),
+        )
     table = Table(title=f"raw_app after ingest (load {report.load_id or 'none'})")
     for column in ("table", "extracted", "loaded", "hard deletes", "notes"):
         table.add_column(
@@ -146,6 +156,8 @@ def ingest() -> None:
         f"{report.loaded_rows:,} rows loaded in {report.seconds:.1f} s into "
         f"{redact(endpoints.warehouse_url)} schema raw_app"
     )
+    for row in report.failed:
+        console.print(f"[red]{row.table}[/]: {row.problem}", highlight=False)
     if report.failed:
         names = ", ".join(row.table for row in report.failed)
         raise HavenError(

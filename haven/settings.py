@@ -53,7 +53,8 @@ class Settings(BaseSettings):
 
     @property
     def dlt_dir(self) -> Path:
-        return self.home / "dlt"
+        """dlt's working files, one folder per warehouse database so two warehouses never share state."""
+        return self.home / "dlt" / self.warehouse_database
 
 
 @lru_cache

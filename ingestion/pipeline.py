@@ -5,6 +5,7 @@ Runnable directly (``python -m ingestion.pipeline``) as well as through the CLI.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
 
 import dlt  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
+from psycopg import sql  # noqa: E402
 
 from haven.errors import HavenError  # noqa: E402
 from haven.warehouse.connection import connect  # noqa: E402
@@ -25,6 +27,17 @@ from haven.warehouse.endpoints import LOADER, Endpoints  # noqa: E402
 from ingestion.app import app  # noqa: E402
 from ingestion.app.helpers import TablePlan, detect_deletes, loaded_versions, preflight  # noqa: E402
 from ingestion.app.settings import TABLES, TableSpec  # noqa: E402
+
+
+class _QuietHintMerge(logging.Filter):
+    """connectorx marks every arrow column nullable and without precision; dlt keeps the reflected
+    hints (what we want) and warns once per table per run. Drop that one warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "column hints were different" not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_QuietHintMerge())
 
 PIPELINE_NAME = "app"
 DATASET = "raw_app"
@@ -73,14 +86,22 @@ def ingest(
     endpoints: Endpoints,
     *,
     tables: tuple[TableSpec, ...] = TABLES,
+    full_refresh: bool = False,
     progress: Progress = lambda _: None,
 ) -> IngestReport:
-    """Load every table whose preflight passes; tables with a problem are reported, not loaded."""
+    """Load every table whose preflight passes; tables with a problem are reported, not loaded.
+
+    ``full_refresh`` drops the raw tables and the incremental state first and reloads everything
+    (after the source was regenerated, for example).
+    """
     started = time.perf_counter()
     load_started = datetime.now(UTC)
     lag = timedelta(seconds=settings.ingest_lag_seconds)
     reports = {spec.name: TableReport(spec.name) for spec in tables}
 
+    if full_refresh:
+        progress("dropping raw_app and the incremental state")
+        reset(settings, endpoints)
     progress("checking the source schema against raw_app")
     with (
         connect(endpoints.source_url, purpose="source database") as source,
@@ -111,6 +132,7 @@ def ingest(
             tables=runnable,
             lag_seconds=settings.ingest_lag_seconds,
             loaded=loaded,
+            first_loads=frozenset(plan.spec.name for plan in plans if not plan.raw_exists),
             on_batch=on_batch,
         )
         dlt_pipeline = pipeline(settings, endpoints)
@@ -125,13 +147,10 @@ def ingest(
             raise HavenError(
                 f"The ingest failed at the {error.step} step: {_root_cause(error)}."
             ) from None
-        load_id = info.loads_ids[0] if info.loads_ids else None
-        for package in normalized.metrics.values():
-            for metrics in package:
-                for table_metrics_key, table_metrics in metrics["table_metrics"].items():
-                    table_name = table_metrics_key.split(".")[0]
-                    if table_name in reports:
-                        reports[table_name].loaded += table_metrics.items_count
+        load_id = info.loads_ids[-1] if info.loads_ids else None
+        for table_name, rows in normalized.row_counts.items():
+            if table_name in reports:
+                reports[table_name].loaded += rows
 
     progress("looking for hard deletes")
     with (
@@ -144,6 +163,26 @@ def ingest(
                     source, warehouse, settings.source_schema, spec, load_started
                 )
     return IngestReport(reports, time.perf_counter() - started, load_id)
+
+
+def reset(settings: Settings, endpoints: Endpoints) -> None:
+    """Forget everything loaded: dlt's local working state and every table in raw_app (dlt's
+    state table included, or the next run would restore the incremental cursors from it)."""
+    pipeline(settings, endpoints).drop()
+    with (
+        connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
+        warehouse.transaction(),
+    ):
+        tables = warehouse.execute(
+            "select schemaname, tablename from pg_tables where schemaname in (%s, %s)",
+            (DATASET, f"{DATASET}_staging"),
+        ).fetchall()
+        for schema, table in tables:
+            warehouse.execute(
+                sql.SQL("drop table {}.{} cascade").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
 
 
 def _root_cause(error: BaseException) -> str:

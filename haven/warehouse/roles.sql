@@ -26,6 +26,8 @@ begin
     execute format('revoke all on database %I from public', current_database());
     -- the transformer may create schemas of its own (dbt's stored test failures, for example)
     execute format('grant create on database %I to haven_transformer', current_database());
+    -- temporary tables: the loader compares key sets in one, dbt builds incremental models in them
+    execute format('grant temporary on database %I to haven_loader, haven_transformer', current_database());
 end
 $roles$;
 

@@ -29,17 +29,28 @@ def app(
     backend: str = dlt.config.value,
     chunk_size: int = dlt.config.value,
     loaded: Mapping[str, pa.Table | None] | None = None,
+    first_loads: frozenset[str] = frozenset(),
     on_batch: BatchCallback | None = None,
 ) -> list[DltResource]:
     """One resource per table in ``tables``.
 
     ``loaded`` holds, per table, the (key, cursor) pairs raw already has inside the overlap
     window; re-read rows that match are dropped so an unchanged source loads nothing.
+    Tables in ``first_loads`` have no raw table yet: they are appended straight into it, which
+    gives the same rows as a merge without dlt's staging copy and merge statement.
     ``on_batch`` is told the table and row count of every extracted batch (progress).
     """
     return [
         _table_resource(
-            spec, credentials, schema, lag_seconds, backend, chunk_size, loaded or {}, on_batch
+            spec,
+            credentials=credentials,
+            schema=schema,
+            lag_seconds=lag_seconds,
+            backend=backend,
+            chunk_size=chunk_size,
+            already_loaded=(loaded or {}).get(spec.name),
+            first_load=spec.name in first_loads,
+            on_batch=on_batch,
         )
         for spec in tables
     ]
@@ -47,12 +58,14 @@ def app(
 
 def _table_resource(
     spec: TableSpec,
+    *,
     credentials: str,
     schema: str,
     lag_seconds: int,
     backend: str,
     chunk_size: int,
-    loaded: Mapping[str, pa.Table | None],
+    already_loaded: pa.Table | None,
+    first_load: bool,
     on_batch: BatchCallback | None,
 ) -> DltResource:
     resource = sql_table(
@@ -68,10 +81,9 @@ def _table_resource(
             lag=float(lag_seconds) if spec.mutable else None,
             on_cursor_value_missing="raise",
         ),
-        write_disposition=spec.disposition,
+        write_disposition="append" if first_load else spec.disposition,
         primary_key=spec.primary_key,
     )
-    already_loaded = loaded.get(spec.name)
     if spec.mutable and already_loaded is not None:
         resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec))
     if on_batch is not None:

@@ -61,10 +61,18 @@ def source_columns(
 
 
 def preflight(
-    source: psycopg.Connection, warehouse: psycopg.Connection, source_schema: str, spec: TableSpec
+    source: psycopg.Connection,
+    warehouse: psycopg.Connection,
+    source_schema: str,
+    spec: TableSpec,
+    *,
+    against_raw: bool = True,
 ) -> TablePlan:
     """Find schema drift before extracting: new columns are reported and loaded; a missing table,
-    a type change or a NULL primary key stops this table's load with the column named."""
+    a type change or a NULL primary key stops this table's load with the column named.
+
+    Without ``against_raw`` (a full refresh, raw is about to be dropped) only the source is checked.
+    """
     plan = TablePlan(spec)
     columns = source_columns(source, source_schema, spec.name)
     if not columns:
@@ -73,7 +81,7 @@ def preflight(
     if spec.primary_key not in columns:
         plan.problem = f"source table {spec.name} has no primary key column {spec.primary_key}"
         return plan
-    raw = source_columns(warehouse, "raw_app", spec.name)
+    raw = source_columns(warehouse, "raw_app", spec.name) if against_raw else {}
     plan.raw_exists = bool(raw)
     for name, (data_type, _nullable) in columns.items():
         if name not in raw:

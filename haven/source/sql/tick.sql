@@ -298,7 +298,7 @@ where status = 'active' and sim.u(209 + {day} * 1000, id) < 0.003;
 
 delete from listings as l
 where l.status = 'withdrawn'
-    and sim.u(210 + {day} * 1000, l.id) < 0.3
+    and sim.u(210 + {day} * 1000, l.id) < 0.05
     and not exists (select from order_items as i where i.listing_id = l.id)
     and not exists (select from sim.defects as d where d.table_name = 'listings' and d.row_id = l.id);
 
