@@ -102,9 +102,8 @@ def source_tick(
     """Advance the application in time: sign-ups, orders, status changes, deletes, late commits."""
     endpoints = warehouse.up(get_settings())
     started = time.perf_counter()
-    before = simulator.source_state(endpoints)
     with console.status("advancing the source") as status:
-        after = simulator.tick(
+        before, after = simulator.tick(
             endpoints, days=days, defect_rate=defect_rate, progress=lambda step: status.update(step)
         )
     elapsed = time.perf_counter() - started

@@ -124,7 +124,7 @@ def init(
                 "The source database already has application tables the simulator did not make; "
                 "point HAVEN_SOURCE_URL at an empty database to simulate one."
             )
-        counts = {name: max(1, round(base * scale)) for name, base in BASE_COUNTS.items()}
+        counts = {name: max(8, round(base * scale)) for name, base in BASE_COUNTS.items()}
         with conn.transaction():
             progress("dropping any previous simulation")
             conn.execute("drop schema if exists sim cascade")
@@ -172,8 +172,9 @@ def tick(
     days: int,
     defect_rate: float | None = None,
     progress: Progress = _quiet,
-) -> SourceState:
-    """Advance the application ``days`` simulated days: one transaction per day, then its late commits."""
+) -> tuple[SourceState, SourceState]:
+    """Advance the application ``days`` simulated days: one transaction per day, then its late
+    commits. Returns the state before and after."""
     if days < 1:
         raise HavenError(f"--days must be at least 1, got {days}.")
     with connect(endpoints.source_admin_url, purpose="source database") as conn:
@@ -181,6 +182,7 @@ def tick(
         if meta is None:
             raise HavenError("The source has not been created yet; run `haven source init` first.")
         rate = float(meta.defect_rate) if defect_rate is None else defect_rate
+        before = state(conn)
         _check_arguments(scale=float(meta.scale), defect_rate=rate)
         for _ in range(days):
             day = meta.ticked_days + 1
@@ -206,7 +208,7 @@ def tick(
                 )
             meta = _read_meta(conn)
             assert meta is not None
-        return state(conn)
+        return before, state(conn)
 
 
 def state(conn: psycopg.Connection) -> SourceState:

@@ -1,0 +1,70 @@
+"""Shared fixtures: one embedded PostgreSQL for the whole test session, in a temporary home, and
+one warehouse + source database pair per test module so modules never disturb each other."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from haven.settings import PROJECT_DIR, Settings
+from haven.warehouse.endpoints import Endpoints, embedded_server, up
+
+HAVEN = str(Path(sys.executable).parent / "haven")
+
+
+@pytest.fixture(scope="session")
+def haven_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("haven-home")
+    yield home
+    embedded_server(Settings(home=home)).stop()
+
+
+def settings_for(home: Path, name: str, **overrides: object) -> Settings:
+    """Settings for an isolated pair of databases on the session's embedded server; explicit
+    values, so a HAVEN_* variable in the developer's shell cannot leak into a test."""
+    values: dict[str, object] = {
+        "home": home,
+        "warehouse_url": None,
+        "source_url": None,
+        "role_password": None,
+        "warehouse_database": f"{name}_wh",
+        "source_database": f"{name}_app",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def module_env(haven_home: Path, request: pytest.FixtureRequest) -> tuple[Settings, Endpoints]:
+    """A fresh warehouse and source database named after the test module."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    settings = settings_for(haven_home, name)
+    return settings, up(settings)
+
+
+def run_haven(
+    *args: str, env: dict[str, str] | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
+    if home is not None:
+        environment["HAVEN_HOME"] = str(home)
+    environment.update(env or {})
+    return subprocess.run(
+        [HAVEN, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=PROJECT_DIR,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def haven() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_haven

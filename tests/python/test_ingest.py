@@ -1,0 +1,163 @@
+"""Ingestion: raw_app equals the source after init and after ticks (deletes included), a re-run
+loads nothing, drift is reported or stops the table it affects, and errors are clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from haven.settings import Settings
+from haven.source import simulator
+from haven.warehouse.endpoints import Endpoints, up
+from haven.warehouse.fingerprint import table_fingerprint
+from ingestion.app.helpers import source_columns
+from ingestion.app.settings import DELETED_AT, TABLES
+from ingestion.pipeline import IngestReport, ingest
+from tests.python.conftest import settings_for
+
+LIVE = sql.SQL("{} is null").format(sql.Identifier(DELETED_AT))
+
+
+def assert_raw_equals_source(endpoints: Endpoints) -> None:
+    with (
+        psycopg.connect(endpoints.source_admin_url) as source,
+        psycopg.connect(endpoints.warehouse_url) as raw,
+    ):
+        for spec in TABLES:
+            columns = list(source_columns(source, "public", spec.name))
+            expected = table_fingerprint(source, "public", spec.name, columns)
+            actual = table_fingerprint(
+                raw, "raw_app", spec.name, columns, where=LIVE if spec.mutable else None
+            )
+            assert actual == expected, f"raw_app.{spec.name} differs from the source"
+
+
+@pytest.fixture(scope="module")
+def loaded(haven_home: Path) -> tuple[Settings, Endpoints, IngestReport]:
+    settings = settings_for(haven_home, "ingest")
+    endpoints = up(settings)
+    simulator.init(endpoints, scale=0.02, seed=21, replace=True)
+    report = ingest(settings, endpoints, full_refresh=True)
+    return settings, endpoints, report
+
+
+def test_first_ingest_lands_every_table(loaded) -> None:
+    _, endpoints, report = loaded
+    assert not report.failed
+    assert set(report.tables) == {spec.name for spec in TABLES}
+    assert all(row.loaded > 0 for row in report.tables.values())
+    assert_raw_equals_source(endpoints)
+
+
+def test_second_run_without_change_loads_nothing(loaded) -> None:
+    settings, endpoints, _ = loaded
+    again = ingest(settings, endpoints)
+    assert again.loaded_rows == 0, {name: row.loaded for name, row in again.tables.items()}
+    assert sum(row.deleted for row in again.tables.values()) == 0
+    assert_raw_equals_source(endpoints)
+
+
+def test_ticks_with_updates_late_commits_and_deletes_are_mirrored(loaded) -> None:
+    settings, endpoints, _ = loaded
+    for _ in range(3):
+        simulator.tick(endpoints, days=1)
+        report = ingest(settings, endpoints)
+        assert not report.failed
+    assert_raw_equals_source(endpoints)
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        deleted = raw.execute(
+            f"select count(*) from raw_app.listings where {DELETED_AT} is not null"
+        ).fetchone()[0]
+    assert deleted > 0, "hard-deleted listings are kept in raw and marked"
+
+
+def test_late_commit_before_the_cursor_is_picked_up(loaded) -> None:
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        latest = source.execute("select max(updated_at) from customers").fetchone()[0]
+        source.execute(
+            "update customers set city = 'Late Town', updated_at = %s - interval '30 hours' where id = 3",
+            (latest,),
+        )
+    report = ingest(settings, endpoints)
+    assert report.tables["customers"].loaded == 1
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        assert raw.execute("select city from raw_app.customers where id = 3").fetchone() == (
+            "Late Town",
+        )
+
+
+def test_new_column_is_loaded_and_reported(loaded) -> None:
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table vendors add column if not exists loyalty_tier text")
+        source.execute(
+            "update vendors set loyalty_tier = 'gold', updated_at = (select max(updated_at) from vendors) + interval '1 second' where id <= 2"
+        )
+    report = ingest(settings, endpoints)
+    assert report.tables["vendors"].new_columns == ["loyalty_tier"]
+    assert not report.failed
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        assert raw.execute(
+            "select count(*) from raw_app.vendors where loyalty_tier = 'gold'"
+        ).fetchone() == (2,)
+    assert_raw_equals_source(endpoints)
+
+
+def test_type_change_stops_only_that_table(loaded, haven, haven_home) -> None:
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table reviews alter column rating type text")
+        source.execute(
+            "update orders set updated_at = (select max(updated_at) from orders) + interval '1 second' where id = 1"
+        )
+    try:
+        report = ingest(settings, endpoints)
+        assert [row.table for row in report.failed] == ["reviews"]
+        assert "reviews.rating" in (report.tables["reviews"].problem or "")
+        assert report.tables["orders"].loaded == 1, "the other tables still load"
+        result = haven(
+            "ingest",
+            home=haven_home,
+            env={
+                "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+                "HAVEN_SOURCE_DATABASE": settings.source_database,
+            },
+        )
+        assert result.returncode == 1
+        assert "reviews.rating" in result.stderr and "Traceback" not in result.stderr
+    finally:
+        with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+            source.execute(
+                "alter table reviews alter column rating type smallint using rating::smallint"
+            )
+    assert not ingest(settings, endpoints).failed
+
+
+def test_null_primary_key_stops_that_table(loaded) -> None:
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table refunds drop constraint refunds_pkey")
+        source.execute("alter table refunds alter column id drop identity")
+        source.execute("alter table refunds alter column id drop not null")
+        source.execute(
+            "insert into refunds (id, order_id, payment_id, amount_cents, reason, refunded_at, created_at, updated_at) select null, order_id, payment_id, amount_cents, reason, refunded_at, created_at, now() from refunds limit 1"
+        )
+    report = ingest(settings, endpoints)
+    assert [row.table for row in report.failed] == ["refunds"]
+    assert "refunds.id" in (report.tables["refunds"].problem or "")
+    assert "NULL" in (report.tables["refunds"].problem or "")
+
+
+def test_source_down_is_a_clear_error(haven, haven_home) -> None:
+    result = haven(
+        "ingest",
+        home=haven_home,
+        env={"HAVEN_SOURCE_URL": "postgresql://nobody@127.0.0.1:1/app"},
+    )
+    assert result.returncode == 1
+    assert "Cannot connect to the source database" in result.stderr
+    assert "Traceback" not in result.stderr

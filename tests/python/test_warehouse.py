@@ -1,0 +1,142 @@
+"""`haven up` and the role boundaries, against the real embedded server; clear errors for bad URLs."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from haven.settings import Settings
+from haven.warehouse.endpoints import ANALYST, LOADER, MCP, ML, TRANSFORMER, Endpoints, apply_roles
+
+ALL_ROLES = (LOADER, TRANSFORMER, ANALYST, ML, MCP)
+
+
+@pytest.fixture(scope="module")
+def warehouse(module_env: tuple[Settings, Endpoints]) -> Endpoints:
+    _, endpoints = module_env
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        conn.execute("create table if not exists raw_app.secret_source_copy (id int, email text)")
+        conn.execute("alter table raw_app.secret_source_copy owner to haven_loader")
+        conn.execute("create table if not exists analytics.fct_example (id int)")
+        conn.execute("alter table analytics.fct_example owner to haven_transformer")
+        conn.execute("create table if not exists ml.customer_features (id int)")
+        conn.execute("alter table ml.customer_features owner to haven_transformer")
+    # grants on tables created after the roles were applied come from the default privileges or a re-apply
+    apply_roles(endpoints)
+    return endpoints
+
+
+def can_select(endpoints: Endpoints, role: str, relation: str) -> bool:
+    with psycopg.connect(endpoints.role_url(role), autocommit=True) as conn:
+        try:
+            conn.execute(f"select * from {relation} limit 1")
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+    return True
+
+
+def test_no_role_is_superuser(warehouse: Endpoints) -> None:
+    with psycopg.connect(warehouse.warehouse_url) as conn:
+        rows = conn.execute(
+            "select rolname, rolsuper, rolcreaterole, rolcanlogin from pg_roles where rolname = any(%s)",
+            (list(ALL_ROLES),),
+        ).fetchall()
+    assert {row[0] for row in rows} == set(ALL_ROLES)
+    assert all(
+        not superuser and not createrole and login for _, superuser, createrole, login in rows
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "relation", "allowed"),
+    [
+        (TRANSFORMER, "raw_app.secret_source_copy", True),
+        (ANALYST, "raw_app.secret_source_copy", False),
+        (ML, "raw_app.secret_source_copy", False),
+        (MCP, "raw_app.secret_source_copy", False),
+        (ANALYST, "analytics.fct_example", True),
+        (ANALYST, "ml.customer_features", False),
+        (ML, "ml.customer_features", True),
+        (ML, "analytics.fct_example", False),
+        (MCP, "analytics.fct_example", True),
+        (MCP, "ml.customer_features", True),
+        (LOADER, "analytics.fct_example", False),
+    ],
+)
+def test_role_boundaries(warehouse: Endpoints, role: str, relation: str, allowed: bool) -> None:
+    assert can_select(warehouse, role, relation) is allowed
+
+
+def test_only_the_loader_writes_raw(warehouse: Endpoints) -> None:
+    for role in (TRANSFORMER, ANALYST, MCP):
+        with (
+            psycopg.connect(warehouse.role_url(role), autocommit=True) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("insert into raw_app.secret_source_copy values (1, 'x@example.com')")
+    with psycopg.connect(warehouse.role_url(LOADER), autocommit=True) as conn:
+        conn.execute("insert into raw_app.secret_source_copy values (1, 'x@example.com')")
+
+
+def test_roles_are_idempotent(warehouse: Endpoints) -> None:
+    apply_roles(warehouse)
+    apply_roles(warehouse)
+    assert can_select(warehouse, ANALYST, "analytics.fct_example")
+
+
+def test_up_json_prints_one_line(haven, haven_home) -> None:
+    result = haven("up", "--json", home=haven_home)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    urls = json.loads(lines[0])
+    assert set(urls) == {"warehouse_url", "source_url"}
+    with psycopg.connect(urls["warehouse_url"]) as conn:
+        assert conn.execute("select current_database()").fetchone() == ("haven",)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://localhost/warehouse", "must be a postgresql:// URL"),
+        ("postgresql://127.0.0.1:1/warehouse", "Cannot connect to the warehouse"),
+        ("postgresql://127.0.0.1:5432", "must name a database"),
+    ],
+)
+def test_bad_warehouse_url_is_one_clear_sentence(
+    haven, haven_home, url: str, expected: str
+) -> None:
+    result = haven("up", env={"HAVEN_WAREHOUSE_URL": url, "HAVEN_SOURCE_URL": url}, home=haven_home)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
+
+
+def test_password_never_printed(haven, haven_home) -> None:
+    url = "postgresql://someone:hunter2@127.0.0.1:1/warehouse"
+    result = haven("up", env={"HAVEN_WAREHOUSE_URL": url, "HAVEN_SOURCE_URL": url}, home=haven_home)
+    assert result.returncode == 1
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "***" in result.stderr
+
+
+def test_configured_servers_are_used_as_they_are(
+    module_env: tuple[Settings, Endpoints], haven, haven_home
+) -> None:
+    """With both URLs set nothing is started: the same code runs against the given server."""
+    _, endpoints = module_env
+    result = haven(
+        "up",
+        "--json",
+        env={
+            "HAVEN_WAREHOUSE_URL": endpoints.warehouse_url,
+            "HAVEN_SOURCE_URL": endpoints.source_admin_url,
+        },
+        home=haven_home / "unused",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["warehouse_url"] == endpoints.warehouse_url
+    assert not (haven_home / "unused" / "pg").exists(), "no embedded server was created"
