@@ -16,6 +16,7 @@ from haven.settings import get_settings
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import redact
+from haven.warehouse.embedded import BIN_DIRECTORY
 
 app = typer.Typer(
     help="Clutter Haven analytics warehouse: embedded PostgreSQL, simulated source, dlt ingestion.",
@@ -155,6 +156,8 @@ def ingest(
         f"{report.loaded_rows:,} rows loaded in {report.seconds:.1f} s into "
         f"{redact(endpoints.warehouse_url)} schema raw_app"
     )
+    if endpoints.embedded:
+        console.print(f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.warehouse_url}'", highlight=False, soft_wrap=True)
     for row in report.failed:
         console.print(f"[red]{row.table}[/]: {row.problem}", highlight=False)
     if report.failed:
