@@ -157,7 +157,11 @@ def ingest(
         f"{redact(endpoints.warehouse_url)} schema raw_app"
     )
     if endpoints.embedded:
-        console.print(f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.warehouse_url}'", highlight=False, soft_wrap=True)
+        console.print(
+            f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.warehouse_url}'",
+            highlight=False,
+            soft_wrap=True,
+        )
     for row in report.failed:
         console.print(f"[red]{row.table}[/]: {row.problem}", highlight=False)
     if report.failed:
