@@ -28,6 +28,10 @@ source_app = typer.Typer(
     help="The simulated Clutter Haven application database.", no_args_is_help=True
 )
 app.add_typer(source_app, name="source")
+bench_app = typer.Typer(
+    help="Benchmarks: ratios against baselines measured in the same run.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 
@@ -169,6 +173,61 @@ def ingest(
         raise HavenError(
             f"{len(report.failed)} table(s) were not loaded ({names}): {report.failed[0].problem}; fix the source and run `haven ingest` again."
         )
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    scale: Annotated[
+        float, typer.Option(help="Scale factor of the simulated source to measure on.")
+    ] = 1.0,
+    repetitions: Annotated[
+        int, typer.Option(help="Alternating repetitions of L0 and L2 (medians).")
+    ] = 3,
+) -> None:
+    """Ingest speed: binary COPY pipe (L0), dlt defaults (L1), haven ingest (L2), same run."""
+    from haven.bench import ingest as bench
+
+    if repetitions < 1:
+        raise HavenError(f"--repetitions must be at least 1, got {repetitions}.")
+    settings = get_settings()
+    with console.status("benchmarking ingest") as status:
+        result = bench.run(
+            settings,
+            scale=scale,
+            repetitions=repetitions,
+            progress=lambda step: status.update(step),
+        )
+    machine = _machine()
+    json_path, markdown_path = bench.write_report(result, settings.home / "bench", machine)
+    table = Table(
+        title=f"ingest, SF {result.scale}: {result.tables_rows:,} rows, {result.bytes_moved / 1e6:.0f} MB ({machine})"
+    )
+    for column in ("level", "median s", "rows/s", "MB/s", "× L0", "peak RSS MB", "verified"):
+        table.add_column(column, justify="left" if column == "level" else "right")
+    for name, level in result.levels.items():
+        seconds = level.median_seconds
+        label = f"{name} {level.description.split(':')[0]}" + (
+            " (sampled)" if level.sampled_rows else ""
+        )
+        table.add_row(
+            label,
+            f"{seconds:.2f}",
+            f"{result.tables_rows / seconds:,.0f}",
+            f"{result.bytes_moved / 1e6 / seconds:.1f}",
+            f"{result.ratio_to_pipe(name):.2f}",
+            f"{max(level.peak_rss_bytes) / 2**20:.0f}",
+            "" if level.verified is None else ("yes" if level.verified else "NO"),
+        )
+    console.print(table)
+    console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
+
+
+def _machine() -> str:
+    import os
+
+    import psutil
+
+    return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
 
 
 def main() -> None:

@@ -133,15 +133,16 @@ def ingest(
             lag_seconds=settings.ingest_lag_seconds,
             loaded=loaded,
             first_loads=frozenset(plan.spec.name for plan in plans if not plan.raw_exists),
+            decimals={plan.spec.name: plan.decimals for plan in plans},
             on_batch=on_batch,
         )
         dlt_pipeline = pipeline(settings, endpoints)
         try:
             progress("extracting")
-            dlt_pipeline.extract(source, loader_file_format="csv")
+            dlt_pipeline.extract(source, loader_file_format="parquet")
             progress("normalizing")
             normalized = dlt_pipeline.normalize()
-            progress("loading into raw_app with COPY")
+            progress("loading into raw_app (parquet, binary COPY)")
             info = dlt_pipeline.load()
         except PipelineStepFailed as error:
             raise HavenError(

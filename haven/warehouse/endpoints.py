@@ -55,7 +55,11 @@ def up(settings: Settings) -> Endpoints:
     if settings.warehouse_url is None or settings.source_url is None:
         port = embedded_server(settings).start()
     role_password = settings.role_password or (EMBEDDED_ROLE_PASSWORD if port else None)
-    embedded_root = f"postgresql://{SUPERUSER}@{HOST}:{port}/postgres" if port else None
+    embedded_root = (
+        f"postgresql://{SUPERUSER}:{EMBEDDED_ROLE_PASSWORD}@{HOST}:{port}/postgres"
+        if port
+        else None
+    )
 
     if settings.warehouse_url is not None:
         validate_url(settings.warehouse_url, setting="HAVEN_WAREHOUSE_URL")

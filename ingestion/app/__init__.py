@@ -1,7 +1,7 @@
 """The ``app`` dlt source: every Clutter Haven application table, landed in ``raw_app``.
 
-Fast path: ``sql_table`` with the connectorx backend streaming arrow batches; the pipeline loads
-them as CSV with COPY. Mutable tables are incremental on ``updated_at`` with an overlap window
+Fast path: ``sql_table`` with the connectorx backend streaming arrow batches; the pipeline writes
+them to parquet once and the postgres destination bulk-loads parquet through ADBC (binary COPY). Mutable tables are incremental on ``updated_at`` with an overlap window
 and merged on the key; append-only tables are appended by id.
 """
 
@@ -14,7 +14,7 @@ import pyarrow as pa
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
-from ingestion.app.helpers import drop_loaded
+from ingestion.app.helpers import drop_loaded, restore_decimals, widen_small_integers
 from ingestion.app.settings import TABLES, TableSpec
 
 BatchCallback = Callable[[str, int], None]
@@ -30,6 +30,7 @@ def app(
     chunk_size: int = dlt.config.value,
     loaded: Mapping[str, pa.Table | None] | None = None,
     first_loads: frozenset[str] = frozenset(),
+    decimals: Mapping[str, dict[str, tuple[int, int]]] | None = None,
     on_batch: BatchCallback | None = None,
 ) -> list[DltResource]:
     """One resource per table in ``tables``.
@@ -38,6 +39,7 @@ def app(
     window; re-read rows that match are dropped so an unchanged source loads nothing.
     Tables in ``first_loads`` have no raw table yet: they are appended straight into it, which
     gives the same rows as a merge without dlt's staging copy and merge statement.
+    ``decimals`` holds each table's source ``numeric(p, s)`` columns, restored after connectorx.
     ``on_batch`` is told the table and row count of every extracted batch (progress).
     """
     return [
@@ -50,6 +52,7 @@ def app(
             chunk_size=chunk_size,
             already_loaded=(loaded or {}).get(spec.name),
             first_load=spec.name in first_loads,
+            decimals=(decimals or {}).get(spec.name, {}),
             on_batch=on_batch,
         )
         for spec in tables
@@ -66,6 +69,7 @@ def _table_resource(
     chunk_size: int,
     already_loaded: pa.Table | None,
     first_load: bool,
+    decimals: dict[str, tuple[int, int]],
     on_batch: BatchCallback | None,
 ) -> DltResource:
     resource = sql_table(
@@ -76,6 +80,7 @@ def _table_resource(
         chunk_size=chunk_size,
         backend_kwargs={"return_type": "arrow_stream"} if backend == "connectorx" else None,
         reflection_level="full_with_precision",
+        type_adapter_callback=widen_small_integers,
         incremental=dlt.sources.incremental(
             spec.cursor,
             lag=float(lag_seconds) if spec.mutable else None,
@@ -84,8 +89,12 @@ def _table_resource(
         write_disposition="append" if first_load else spec.disposition,
         primary_key=spec.primary_key,
     )
+    if decimals:
+        resource.add_map(lambda batch: restore_decimals(batch, decimals))
     if spec.mutable and already_loaded is not None:
         resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec))
+        # an empty table would reach the loader as a parquet file without row groups
+        resource.add_filter(lambda batch: batch.num_rows > 0)
     if on_batch is not None:
 
         def report(batch: pa.Table) -> pa.Table:

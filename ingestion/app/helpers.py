@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from sqlalchemy import Integer, SmallInteger
+from sqlalchemy.types import TypeEngine
 
 from ingestion.app.settings import DELETED_AT, TableSpec
 
@@ -46,6 +48,8 @@ class TablePlan:
     new_columns: list[str] = field(default_factory=list)
     problem: str | None = None
     raw_exists: bool = False
+    decimals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Source ``numeric(p, s)`` columns: connectorx hands them over as decimal(38, 10)."""
 
 
 def source_columns(
@@ -81,6 +85,15 @@ def preflight(
     if spec.primary_key not in columns:
         plan.problem = f"source table {spec.name} has no primary key column {spec.primary_key}"
         return plan
+    plan.decimals = {
+        name: (precision, scale)
+        for name, precision, scale in source.execute(
+            "select column_name, numeric_precision, numeric_scale from information_schema.columns"
+            " where table_schema = %s and table_name = %s and data_type = 'numeric'"
+            " and numeric_precision is not null",
+            (source_schema, spec.name),
+        ).fetchall()
+    }
     raw = source_columns(warehouse, "raw_app", spec.name) if against_raw else {}
     plan.raw_exists = bool(raw)
     for name, (data_type, _nullable) in columns.items():
@@ -219,3 +232,22 @@ def detect_deletes(
             (load_started,),
         )
         return marked.rowcount
+
+
+def widen_small_integers(sql_type: TypeEngine) -> TypeEngine | None:
+    """Reflect ``smallint`` as ``integer``: dlt would create it as ``integer`` in raw but hand
+    the loader 16-bit data, and the binary COPY behind parquet loading needs both to match."""
+    return Integer() if isinstance(sql_type, SmallInteger) else None
+
+
+def restore_decimals(batch: pa.Table, decimals: dict[str, tuple[int, int]]) -> pa.Table:
+    """Cast decimal columns back to the source's precision and scale, so raw gets the same
+    ``numeric(p, s)`` column (and the same text form of every value) as the source."""
+    for name, (precision, scale) in decimals.items():
+        index = batch.schema.get_field_index(name)
+        if index >= 0:
+            target = pa.decimal128(precision, scale)
+            batch = batch.set_column(
+                index, batch.schema.field(index).with_type(target), batch.column(index).cast(target)
+            )
+    return batch

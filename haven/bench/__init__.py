@@ -1,0 +1,1 @@
+"""``haven bench``: speed measured as ratios against baselines taken in the same run."""
