@@ -206,9 +206,7 @@ def bench_ingest(
         table.add_column(column, justify="left" if column == "level" else "right")
     for name, level in result.levels.items():
         seconds = level.median_seconds
-        label = f"{name} {level.description.split(':')[0]}" + (
-            " (sampled)" if level.sampled_rows else ""
-        )
+        label = f"{name} {bench.SHORT_NAMES[name]}" + (" (sampled)" if level.sampled_rows else "")
         table.add_row(
             label,
             f"{seconds:.2f}",
