@@ -116,17 +116,9 @@ def run(
     bench = bench_settings(settings, scale)
     endpoints = up(bench)
     progress(f"preparing the SF {scale:g} source (generated once, reused afterwards)")
-    simulator.init(endpoints, scale=scale, seed=42)
+    source_state, _ = simulator.init(endpoints, scale=scale, seed=42)
     table_names = [spec.name for spec in TABLES]
-    with connect(endpoints.source_url, purpose="source database") as source:
-        rows = {
-            table: int(
-                source.execute(
-                    sql.SQL("select count(*) from {}").format(sql.Identifier(table))
-                ).fetchone()[0]
-            )  # type: ignore[index]
-            for table in table_names
-        }
+    rows = {table: source_state.rows[table] for table in table_names}
     levels = {
         "L0": LevelResult("L0", "binary COPY TO STDOUT | COPY FROM STDIN pipe (physical limit)"),
         "L1": LevelResult(
@@ -155,7 +147,7 @@ def run(
     assert isinstance(sampled, int)
     total = sum(rows.values())
     levels["L1"].add(Sample(sample.seconds * total / max(sampled, 1), sample.peak_rss_bytes))
-    levels["L1"].sampled_rows = sampled
+    levels["L1"].sampled_rows = sampled if sampled < total else None
 
     progress("verifying row counts and checksums")
     levels["L0"].verified = _verify(
