@@ -175,6 +175,58 @@ def ingest(
         )
 
 
+@app.command()
+def build(
+    select: Annotated[
+        str | None, typer.Option(help="dbt node selection, as in dbt --select.")
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option(help="Rebuild incremental models from scratch.")
+    ] = False,
+) -> None:
+    """Run `dbt build` (seeds, models, snapshots, tests) as the transformer role and summarise it."""
+    from haven.transform.dbt import dbt_args, dbt_environment, run_dbt
+
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
+    started = time.perf_counter()
+    # dbt prints a line per node as it goes: that is the progress
+    outcome = run_dbt(
+        dbt_args("build", select=select, full_refresh=full_refresh),
+        dbt_environment(settings, endpoints),
+    )
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(outcome.counts.items()))
+    console.print(f"dbt build: {counts or 'nothing ran'} in {elapsed:.1f} s")
+    for node in outcome.slowest():
+        console.print(f"  slow: {node.name} {node.seconds:.1f} s", highlight=False)
+    if outcome.failures:
+        for node in outcome.failures:
+            console.print(
+                f"[red]{node.status}[/]: {node.name}: {node.message}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        names = ", ".join(node.name for node in outcome.failures[:5])
+        raise HavenError(
+            f"dbt build failed: {len(outcome.failures)} node(s) failed ({names}); see the lines above and target/run_results.json."
+        )
+    if not outcome.success:
+        raise HavenError(f"dbt build failed: {outcome.error or 'see the dbt log in logs/dbt.log'}.")
+
+
+@app.command()
+def env() -> None:
+    """Print `export` lines so plain `dbt` commands use the same warehouse: eval "$(haven env)"."""
+    import shlex
+
+    from haven.transform.dbt import dbt_environment
+
+    settings = get_settings()
+    for key, value in dbt_environment(settings, warehouse.up(settings)).items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     scale: Annotated[

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -34,10 +34,16 @@ class Settings(BaseSettings):
         description="Password given to the haven_* roles on a real server; the embedded server "
         "trusts connections from 127.0.0.1 and needs none.",
     )
+    pii_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC that masks emails in staging. Unset on the embedded warehouse "
+        "means a random key kept in .haven/pii_hash_key; a real warehouse must set it.",
+    )
     home: Path = Field(
         default=PROJECT_DIR / ".haven",
         description="Where the embedded server, dlt working files and reports live.",
     )
+    dbt_target: str = Field(default="dev", description="profiles.yml target: dev, ci or prod.")
     warehouse_database: str = "haven"
     source_database: str = "clutter_app"
     source_schema: str = "public"

@@ -1,0 +1,168 @@
+"""Running dbt from haven: the profile's environment, the command line, and what happened.
+
+dbt runs in-process through its Python entry point (``dbtRunner``), as the transformer role. The
+profile (``profiles.yml``) reads everything from environment variables; ``dbt_environment`` is the
+one place they are computed, so ``haven build``, ``haven env`` (for plain ``dbt``) and the flows
+agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from haven.errors import HavenError
+from haven.settings import PROJECT_DIR, Settings
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints
+
+
+def pii_hash_key(settings: Settings, endpoints: Endpoints) -> str:
+    """The HMAC key for emails: from the environment, or for the embedded warehouse a random key
+    made once and kept (git-ignored) under ``.haven/``."""
+    if settings.pii_hash_key is not None:
+        return settings.pii_hash_key.get_secret_value()
+    if not endpoints.embedded:
+        raise HavenError(
+            "HAVEN_PII_HASH_KEY is not set; a real warehouse needs a secret key to mask emails "
+            "(for example: export HAVEN_PII_HASH_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'))."
+        )
+    path = settings.home / "pii_hash_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def hmac_pads(key: str) -> tuple[str, str]:
+    """HMAC-SHA256's inner and outer padded keys, hex: with them SQL computes a real HMAC from
+    the built-in ``sha256()`` (the embedded server has no pgcrypto), and the key itself never
+    appears in compiled SQL."""
+    raw = key.encode()
+    if len(raw) > 64:
+        raw = hashlib.sha256(raw).digest()
+    raw = raw.ljust(64, b"\0")
+    inner = bytes(byte ^ 0x36 for byte in raw)
+    outer = bytes(byte ^ 0x5C for byte in raw)
+    return inner.hex(), outer.hex()
+
+
+def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
+    """The variables ``profiles.yml`` and the models read, for the transformer role."""
+    url = urlsplit(endpoints.role_url(TRANSFORMER))
+    inner_pad, outer_pad = hmac_pads(pii_hash_key(settings, endpoints))
+    return {
+        "HAVEN_DBT_HOST": url.hostname or "127.0.0.1",
+        "HAVEN_DBT_PORT": str(url.port or 5432),
+        "HAVEN_DBT_USER": unquote(url.username or TRANSFORMER),
+        "HAVEN_DBT_PASSWORD": unquote(url.password or ""),
+        "HAVEN_DBT_DATABASE": url.path.lstrip("/"),
+        "HAVEN_PII_HMAC_INNER_PAD": inner_pad,
+        "HAVEN_PII_HMAC_OUTER_PAD": outer_pad,
+        "DBT_TARGET": settings.dbt_target,
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(PROJECT_DIR),
+    }
+
+
+def dbt_args(
+    command: str,
+    *,
+    select: str | None = None,
+    exclude: str | None = None,
+    full_refresh: bool = False,
+    variables: Mapping[str, object] | None = None,
+) -> list[str]:
+    """The dbt command line (without the program name). A pure function: tested without dbt."""
+    args = [command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    if select:
+        args += ["--select", select]
+    if exclude:
+        args += ["--exclude", exclude]
+    if full_refresh:
+        args.append("--full-refresh")
+    if variables:
+        rendered = ", ".join(f"{key}: {value!r}" for key, value in sorted(variables.items()))
+        args += ["--vars", "{" + rendered + "}"]
+    return args
+
+
+@dataclass
+class NodeResult:
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    rows_affected: int | None
+    message: str | None
+
+
+@dataclass
+class DbtOutcome:
+    success: bool
+    nodes: list[NodeResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(node.status for node in self.nodes)
+
+    @property
+    def failures(self) -> list[NodeResult]:
+        return [node for node in self.nodes if node.status in {"error", "fail", "runtime error"}]
+
+    def slowest(self, count: int = 5) -> list[NodeResult]:
+        return sorted(
+            (node for node in self.nodes if node.resource_type in {"model", "snapshot", "seed"}),
+            key=lambda node: node.seconds,
+            reverse=True,
+        )[:count]
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """dbt reads ``env_var()`` from the process environment: set it for the call, then restore."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_dbt(args: list[str], environment: Mapping[str, str]) -> DbtOutcome:
+    """Run dbt in-process and collect each node's result."""
+    from dbt.cli.main import dbtRunner
+
+    with _environment(environment):
+        result = dbtRunner().invoke(args)
+    outcome = DbtOutcome(success=result.success)
+    if result.exception is not None:
+        lines = [
+            line.strip() for line in str(result.exception).strip().splitlines() if line.strip()
+        ]
+        outcome.error = lines[0].rstrip(".") + (f": {lines[-1]}" if len(lines) > 1 else "")
+    for node_result in getattr(result.result, "results", None) or []:
+        node = getattr(node_result, "node", None)
+        response = getattr(node_result, "adapter_response", None) or {}
+        outcome.nodes.append(
+            NodeResult(
+                name=getattr(node, "name", "?"),
+                resource_type=str(getattr(node, "resource_type", "?")),
+                status=str(node_result.status),
+                seconds=float(node_result.execution_time or 0.0),
+                rows_affected=response.get("rows_affected") if isinstance(response, dict) else None,
+                message=node_result.message,
+            )
+        )
+    return outcome

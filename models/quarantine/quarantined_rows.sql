@@ -1,0 +1,57 @@
+{%- set checked_tables = [
+    ('categories', 'category_id'),
+    ('vendors', 'vendor_id'),
+    ('customers', 'customer_id'),
+    ('listings', 'listing_id'),
+    ('orders', 'order_id'),
+    ('order_items', 'order_item_id'),
+    ('payments', 'payment_id'),
+    ('shipments', 'shipment_id'),
+    ('refunds', 'refund_id'),
+    ('reviews', 'review_id'),
+    ('order_status_events', 'order_status_event_id'),
+] -%}
+
+with
+
+{% for table, key in checked_tables %}
+{{ table }}_failed as (
+
+    select
+        '{{ table }}' as source_table,
+        base.{{ key }} as source_key,
+        base.quarantine_reasons as reason_codes,
+        base.load_id,
+        base.loaded_at,
+        to_jsonb(base) - 'quarantine_reasons' as row_data
+    from {{ ref('base_app__' ~ table) }} as base
+    where cardinality(base.quarantine_reasons) > 0
+
+),
+
+{% endfor %}
+unioned as (
+
+    {% for table, _ in checked_tables %}
+    select * from {{ table }}_failed
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        source_table,
+        source_key,
+        reason_codes,
+        load_id,
+        loaded_at,
+        row_data,
+        source_table || ':' || source_key as quarantined_row_id,
+        current_timestamp as quarantined_at
+    from unioned
+
+)
+
+select * from final

@@ -1,0 +1,49 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'customers') }}
+    where _haven_deleted_at is null
+
+),
+
+latest as (
+
+    select distinct on (id) *
+    from source
+    order by id asc, updated_at desc, _dlt_load_id desc
+
+),
+
+renamed as (
+
+    select
+        id as customer_id,
+        email is null as is_email_missing,
+        email !~* '^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$' as is_email_malformed,
+        {{ mask_pii('email', 'email') }} as email_hash,
+        city,
+        {{ mask_pii('postal_code', 'postal_code') }} as postal_area,
+        country_code::text as country_code,
+        marketing_opt_in as has_marketing_opt_in,
+        created_at,
+        updated_at,
+        _dlt_load_id as load_id,
+        {{ loaded_at() }} as loaded_at
+    from latest
+
+),
+
+checked as (
+
+    select
+        *,
+        {{ quarantine_reasons({
+            'EMAIL_MISSING': "is_email_missing",
+            'EMAIL_MALFORMED': "is_email_malformed",
+        }) }} as quarantine_reasons
+    from renamed
+
+)
+
+select * from checked

@@ -1,0 +1,51 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'payments') }}
+    where _haven_deleted_at is null
+
+),
+
+latest as (
+
+    select distinct on (id) *
+    from source
+    order by id asc, updated_at desc, _dlt_load_id desc
+
+),
+
+renamed as (
+
+    select
+        id as payment_id,
+        order_id,
+        provider_reference,
+        payment_method,
+        status as payment_status,
+        amount_cents,
+        currency::text as currency_code,
+        paid_at,
+        created_at,
+        updated_at,
+        _dlt_load_id as load_id,
+        {{ loaded_at() }} as loaded_at,
+        -- the payment provider's reference is unique per charge: a second row with it is a duplicate
+        row_number() over (partition by provider_reference order by id) > 1 as is_duplicate_charge
+    from latest
+
+),
+
+checked as (
+
+    select
+        *,
+        {{ quarantine_reasons({
+            'AMOUNT_NEGATIVE': "amount_cents < 0",
+            'DUPLICATE_PROVIDER_REFERENCE': "is_duplicate_charge",
+        }) }} as quarantine_reasons
+    from renamed
+
+)
+
+select * from checked

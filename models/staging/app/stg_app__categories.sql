@@ -1,0 +1,25 @@
+with
+
+base as (
+
+    select * from {{ ref('base_app__categories') }}
+
+),
+
+final as (
+
+    select
+        category_id,
+        parent_category_id,
+        category_name,
+        category_slug,
+        created_at,
+        updated_at,
+        load_id,
+        loaded_at
+    from base
+    where cardinality(quarantine_reasons) = 0
+
+)
+
+select * from final

@@ -1,0 +1,27 @@
+with
+
+base as (
+
+    select * from {{ ref('base_app__customers') }}
+
+),
+
+final as (
+
+    select
+        customer_id,
+        email_hash,
+        city,
+        postal_area,
+        country_code,
+        has_marketing_opt_in,
+        created_at,
+        updated_at,
+        load_id,
+        loaded_at
+    from base
+    where cardinality(quarantine_reasons) = 0
+
+)
+
+select * from final
