@@ -1,0 +1,43 @@
+with
+
+vendors as (
+
+    select * from {{ ref('stg_app__vendors') }}
+
+),
+
+listings as (
+
+    select * from {{ ref('stg_app__listings') }}
+
+),
+
+listing_counts as (
+
+    select
+        vendor_id,
+        count(*) as listings_count,
+        count(*) filter (where listing_status = 'active') as active_listings_count
+    from listings
+    group by vendor_id
+
+),
+
+final as (
+
+    select
+        vendors.vendor_id,
+        vendors.vendor_name,
+        vendors.vendor_type,
+        vendors.city,
+        vendors.country_code,
+        vendors.commission_rate,
+        vendors.created_at as joined_at,
+        coalesce(listing_counts.listings_count, 0) as listings_count,
+        coalesce(listing_counts.active_listings_count, 0) as active_listings_count
+    from vendors
+    left join listing_counts on vendors.vendor_id = listing_counts.vendor_id
+
+)
+
+select * from final

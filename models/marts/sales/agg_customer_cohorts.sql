@@ -1,0 +1,54 @@
+with
+
+customers as (
+
+    select customer_id, cohort_month from {{ ref('dim_customers') }}
+    where cohort_month is not null
+
+),
+
+orders as (
+
+    select customer_id, date_trunc('month', placed_at)::date as order_month
+    from {{ ref('fct_orders') }}
+    where not is_cancelled
+
+),
+
+activity as (
+
+    select distinct
+        customers.cohort_month,
+        customers.customer_id,
+        (
+            (extract(year from orders.order_month) - extract(year from customers.cohort_month)) * 12
+            + extract(month from orders.order_month) - extract(month from customers.cohort_month)
+        )::integer as months_since_first_order
+    from customers
+    inner join orders on customers.customer_id = orders.customer_id
+
+),
+
+cohort_sizes as (
+
+    select cohort_month, count(*) as cohort_customers
+    from customers
+    group by cohort_month
+
+),
+
+final as (
+
+    select
+        activity.cohort_month,
+        activity.months_since_first_order,
+        cohort_sizes.cohort_customers,
+        count(*) as active_customers,
+        round(count(*)::numeric / cohort_sizes.cohort_customers, 4) as retention_rate
+    from activity
+    inner join cohort_sizes on activity.cohort_month = cohort_sizes.cohort_month
+    group by activity.cohort_month, activity.months_since_first_order, cohort_sizes.cohort_customers
+
+)
+
+select * from final

@@ -1,0 +1,34 @@
+{{ config(indexes=[{'columns': ['refund_id'], 'unique': true}, {'columns': ['refunded_date']}]) }}
+
+with
+
+refunds as (
+
+    select * from {{ ref('stg_app__refunds') }}
+
+),
+
+orders as (
+
+    select order_id, customer_id, currency_code from {{ ref('stg_app__orders') }}
+
+),
+
+final as (
+
+    select
+        refunds.refund_id,
+        refunds.order_id,
+        refunds.payment_id,
+        orders.customer_id,
+        refunds.refund_reason,
+        refunds.amount_cents,
+        orders.currency_code,
+        refunds.refunded_at,
+        refunds.refunded_at::date as refunded_date
+    from refunds
+    inner join orders on refunds.order_id = orders.order_id
+
+)
+
+select * from final

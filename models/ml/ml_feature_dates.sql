@@ -1,0 +1,19 @@
+-- The dates features are computed as of: the first day of each of the last twelve months of data.
+with
+
+bounds as (
+
+    select date_trunc('month', max(placed_at))::date as last_as_of
+    from {{ ref('stg_app__orders') }}
+    where placed_at <= (select max(loaded_at) from {{ ref('stg_app__orders') }})
+
+),
+
+final as (
+
+    select generate_series(last_as_of - interval '11 months', last_as_of, interval '1 month')::date as as_of_date
+    from bounds
+
+)
+
+select * from final
