@@ -20,12 +20,12 @@ with
     select
         '{{ table }}' as source_table,
         base.{{ key }} as source_key,
-        base.quarantine_reasons as reason_codes,
+        string_to_array(base.quarantine_reasons, ',') as reason_codes,
         base.load_id,
         base.loaded_at,
         to_jsonb(base) - 'quarantine_reasons' as row_data
     from {{ ref('base_app__' ~ table) }} as base
-    where cardinality(base.quarantine_reasons) > 0
+    where base.quarantine_reasons != ''
 
 ),
 

@@ -21,7 +21,7 @@ final as (
         load_id,
         loaded_at
     from base
-    where cardinality(quarantine_reasons) = 0
+    where quarantine_reasons = ''
 
 )
 

@@ -20,7 +20,7 @@ renamed as (
     select
         id as customer_id,
         email is null as is_email_missing,
-        email !~* '^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$' as is_email_malformed,
+        trim(email) !~* '^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$' as is_email_malformed,
         {{ mask_pii('email', 'email') }} as email_hash,
         city,
         {{ mask_pii('postal_code', 'postal_code') }} as postal_area,
