@@ -8,28 +8,28 @@
 with
 
 {% for table in tables %}
-{{ table }}_counts as (
+    {{ table }}_counts as (
 
-    select
-        '{{ table }}' as source_table,
-        (
-            select count(*) from {{ source('app', table) }}
-            {%- if table != 'order_status_events' %} where _haven_deleted_at is null{% endif %}
-        ) as raw_rows,
-        (select count(*) from {{ ref('stg_app__' ~ table) }}) as staged_rows,
-        (
-            select count(*) from {{ ref('quarantined_rows') }}
-            where source_table = '{{ table }}'
-        ) as quarantined_rows
+        select
+            '{{ table }}' as source_table,
+            (
+                select count(*) from {{ source('app', table) }}
+                {%- if table != 'order_status_events' %} where _haven_deleted_at is null{% endif %}
+            ) as raw_rows,
+            (select count(*) from {{ ref('stg_app__' ~ table) }}) as staged_rows,
+            (
+                select count(*) from {{ ref('quarantined_rows') }}
+                where source_table = '{{ table }}'
+            ) as quarantined_rows
 
-),
+    ),
 
 {% endfor %}
 all_counts as (
 
     {% for table in tables %}
-    select * from {{ table }}_counts
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ table }}_counts
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 )

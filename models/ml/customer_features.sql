@@ -14,19 +14,29 @@ as_of_dates as (
 
 customers as (
 
-    select customer_id, created_at from {{ ref('stg_app__customers') }}
+    select
+        customer_id,
+        created_at
+    from {{ ref('stg_app__customers') }}
 
 ),
 
 orders as (
 
-    select order_id, customer_id, placed_at, total_cents from {{ ref('stg_app__orders') }}
+    select
+        order_id,
+        customer_id,
+        placed_at,
+        total_cents
+    from {{ ref('stg_app__orders') }}
 
 ),
 
 cancellations as (
 
-    select order_id, min(occurred_at) as cancelled_at
+    select
+        order_id,
+        min(occurred_at) as cancelled_at
     from {{ ref('stg_app__order_status_events') }}
     where order_status = 'cancelled'
     group by order_id
@@ -35,19 +45,29 @@ cancellations as (
 
 refunds as (
 
-    select order_id, refunded_at, amount_cents from {{ ref('stg_app__refunds') }}
+    select
+        order_id,
+        refunded_at,
+        amount_cents
+    from {{ ref('stg_app__refunds') }}
 
 ),
 
 reviews as (
 
-    select customer_id, reviewed_at, rating from {{ ref('stg_app__reviews') }}
+    select
+        customer_id,
+        reviewed_at,
+        rating
+    from {{ ref('stg_app__reviews') }}
 
 ),
 
 items as (
 
-    select order_items.order_id, listings.category_id
+    select
+        order_items.order_id,
+        listings.category_id
     from {{ ref('stg_app__order_items') }} as order_items
     inner join {{ source('app', 'listings') }} as listings on order_items.listing_id = listings.id
 
@@ -55,7 +75,10 @@ items as (
 
 eligible as (
 
-    select customers.customer_id, customers.created_at, as_of_dates.as_of_date
+    select
+        customers.customer_id,
+        customers.created_at,
+        as_of_dates.as_of_date
     from customers
     inner join as_of_dates on customers.created_at < as_of_dates.as_of_date
 
@@ -77,8 +100,9 @@ order_history as (
         min(orders.placed_at) as first_order_at
     from eligible
     left join orders
-        on eligible.customer_id = orders.customer_id
-        and orders.placed_at < eligible.as_of_date
+        on
+            eligible.customer_id = orders.customer_id
+            and eligible.as_of_date > orders.placed_at
     left join cancellations
         on orders.order_id = cancellations.order_id
     group by eligible.customer_id, eligible.as_of_date
@@ -93,11 +117,13 @@ refund_history as (
         count(distinct refunds.order_id) as refunded_orders
     from eligible
     inner join orders
-        on eligible.customer_id = orders.customer_id
-        and orders.placed_at < eligible.as_of_date
+        on
+            eligible.customer_id = orders.customer_id
+            and eligible.as_of_date > orders.placed_at
     inner join refunds
-        on orders.order_id = refunds.order_id
-        and refunds.refunded_at < eligible.as_of_date
+        on
+            orders.order_id = refunds.order_id
+            and eligible.as_of_date > refunds.refunded_at
     group by eligible.customer_id, eligible.as_of_date
 
 ),
@@ -111,8 +137,9 @@ review_history as (
         avg(reviews.rating)::numeric(4, 2) as average_rating_given
     from eligible
     inner join reviews
-        on eligible.customer_id = reviews.customer_id
-        and reviews.reviewed_at < eligible.as_of_date
+        on
+            eligible.customer_id = reviews.customer_id
+            and eligible.as_of_date > reviews.reviewed_at
     group by eligible.customer_id, eligible.as_of_date
 
 ),
@@ -126,8 +153,9 @@ category_counts as (
         count(*) as items_bought
     from eligible
     inner join orders
-        on eligible.customer_id = orders.customer_id
-        and orders.placed_at < eligible.as_of_date
+        on
+            eligible.customer_id = orders.customer_id
+            and eligible.as_of_date > orders.placed_at
     inner join items on orders.order_id = items.order_id
     group by eligible.customer_id, eligible.as_of_date, items.category_id
 
@@ -165,17 +193,21 @@ final as (
         favourite_category.category_id as favourite_category_id
     from eligible
     inner join order_history
-        on eligible.customer_id = order_history.customer_id
-        and eligible.as_of_date = order_history.as_of_date
+        on
+            eligible.customer_id = order_history.customer_id
+            and eligible.as_of_date = order_history.as_of_date
     left join refund_history
-        on eligible.customer_id = refund_history.customer_id
-        and eligible.as_of_date = refund_history.as_of_date
+        on
+            eligible.customer_id = refund_history.customer_id
+            and eligible.as_of_date = refund_history.as_of_date
     left join review_history
-        on eligible.customer_id = review_history.customer_id
-        and eligible.as_of_date = review_history.as_of_date
+        on
+            eligible.customer_id = review_history.customer_id
+            and eligible.as_of_date = review_history.as_of_date
     left join favourite_category
-        on eligible.customer_id = favourite_category.customer_id
-        and eligible.as_of_date = favourite_category.as_of_date
+        on
+            eligible.customer_id = favourite_category.customer_id
+            and eligible.as_of_date = favourite_category.as_of_date
 
 )
 

@@ -5,7 +5,7 @@ bounds as (
 
     select date_trunc('month', max(placed_at))::date as last_as_of
     from {{ ref('stg_app__orders') }}
-    where placed_at <= (select max(loaded_at) from {{ ref('stg_app__orders') }})
+    where placed_at <= (select max(loads.loaded_at) from {{ ref('stg_app__orders') }} as loads)
 
 ),
 

@@ -13,7 +13,10 @@ features as (
 
 orders as (
 
-    select customer_id, placed_at from {{ ref('stg_app__orders') }}
+    select
+        customer_id,
+        placed_at
+    from {{ ref('stg_app__orders') }}
 
 ),
 
@@ -40,9 +43,10 @@ orders_in_window as (
         count(*) as future_orders
     from labelled_dates
     inner join orders
-        on labelled_dates.customer_id = orders.customer_id
-        and orders.placed_at >= labelled_dates.as_of_date
-        and orders.placed_at < labelled_dates.as_of_date + {{ var('churn_window_days') }}
+        on
+            labelled_dates.customer_id = orders.customer_id
+            and labelled_dates.as_of_date <= orders.placed_at
+            and orders.placed_at < labelled_dates.as_of_date + {{ var('churn_window_days') }}
     group by labelled_dates.customer_id, labelled_dates.as_of_date
 
 ),
@@ -54,8 +58,9 @@ final as (
         orders_in_window.customer_id is null as is_churned
     from labelled_dates
     left join orders_in_window
-        on labelled_dates.customer_id = orders_in_window.customer_id
-        and labelled_dates.as_of_date = orders_in_window.as_of_date
+        on
+            labelled_dates.customer_id = orders_in_window.customer_id
+            and labelled_dates.as_of_date = orders_in_window.as_of_date
 
 )
 

@@ -12,13 +12,20 @@ as_of_dates as (
 
 vendors as (
 
-    select vendor_id, created_at from {{ ref('stg_app__vendors') }}
+    select
+        vendor_id,
+        created_at
+    from {{ ref('stg_app__vendors') }}
 
 ),
 
 items as (
 
-    select order_items.order_id, order_items.vendor_id, order_items.line_total_cents, orders.placed_at
+    select
+        order_items.order_id,
+        order_items.vendor_id,
+        order_items.line_total_cents,
+        orders.placed_at
     from {{ ref('stg_app__order_items') }} as order_items
     inner join {{ ref('stg_app__orders') }} as orders on order_items.order_id = orders.order_id
 
@@ -26,25 +33,38 @@ items as (
 
 shipments as (
 
-    select order_id, shipped_at from {{ ref('stg_app__shipments') }}
+    select
+        order_id,
+        shipped_at
+    from {{ ref('stg_app__shipments') }}
 
 ),
 
 refunds as (
 
-    select order_id, refunded_at from {{ ref('stg_app__refunds') }}
+    select
+        order_id,
+        refunded_at
+    from {{ ref('stg_app__refunds') }}
 
 ),
 
 reviews as (
 
-    select vendor_id, reviewed_at, rating from {{ ref('stg_app__reviews') }}
+    select
+        vendor_id,
+        reviewed_at,
+        rating
+    from {{ ref('stg_app__reviews') }}
 
 ),
 
 eligible as (
 
-    select vendors.vendor_id, vendors.created_at, as_of_dates.as_of_date
+    select
+        vendors.vendor_id,
+        vendors.created_at,
+        as_of_dates.as_of_date
     from vendors
     inner join as_of_dates on vendors.created_at < as_of_dates.as_of_date
 
@@ -66,8 +86,9 @@ sales as (
         count(distinct items.order_id) filter (where refunds.refunded_at < eligible.as_of_date) as refunded_orders
     from eligible
     left join items
-        on eligible.vendor_id = items.vendor_id
-        and items.placed_at < eligible.as_of_date
+        on
+            eligible.vendor_id = items.vendor_id
+            and eligible.as_of_date > items.placed_at
     left join shipments on items.order_id = shipments.order_id
     left join refunds on items.order_id = refunds.order_id
     group by eligible.vendor_id, eligible.as_of_date
@@ -83,8 +104,9 @@ ratings as (
         avg(reviews.rating)::numeric(4, 2) as average_rating
     from eligible
     inner join reviews
-        on eligible.vendor_id = reviews.vendor_id
-        and reviews.reviewed_at < eligible.as_of_date
+        on
+            eligible.vendor_id = reviews.vendor_id
+            and eligible.as_of_date > reviews.reviewed_at
     group by eligible.vendor_id, eligible.as_of_date
 
 ),
@@ -104,11 +126,13 @@ final as (
         ratings.average_rating
     from eligible
     inner join sales
-        on eligible.vendor_id = sales.vendor_id
-        and eligible.as_of_date = sales.as_of_date
+        on
+            eligible.vendor_id = sales.vendor_id
+            and eligible.as_of_date = sales.as_of_date
     left join ratings
-        on eligible.vendor_id = ratings.vendor_id
-        and eligible.as_of_date = ratings.as_of_date
+        on
+            eligible.vendor_id = ratings.vendor_id
+            and eligible.as_of_date = ratings.as_of_date
 
 )
 

@@ -15,26 +15,26 @@
 with
 
 {% for table, key in checked_tables %}
-{{ table }}_failed as (
+    {{ table }}_failed as (
 
-    select
-        '{{ table }}' as source_table,
-        base.{{ key }} as source_key,
-        string_to_array(base.quarantine_reasons, ',') as reason_codes,
-        base.load_id,
-        base.loaded_at,
-        to_jsonb(base) - 'quarantine_reasons' as row_data
-    from {{ ref('base_app__' ~ table) }} as base
-    where base.quarantine_reasons != ''
+        select
+            '{{ table }}' as source_table,
+            {{ key }} as source_key,
+            string_to_array(quarantine_reasons, ',') as reason_codes,
+            load_id,
+            loaded_at,
+            to_jsonb(base_app__{{ table }}) - 'quarantine_reasons' as row_data
+        from {{ ref('base_app__' ~ table) }}
+        where quarantine_reasons != ''
 
-),
+    ),
 
 {% endfor %}
 unioned as (
 
     {% for table, _ in checked_tables %}
-    select * from {{ table }}_failed
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ table }}_failed
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 ),

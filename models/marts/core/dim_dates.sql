@@ -10,7 +10,7 @@ bounds as (
 
 spine as (
 
-    select generate_series(bounds.first_date, bounds.last_date, interval '1 day')::date as date_day
+    select generate_series(first_date, last_date, interval '1 day')::date as date_day
     from bounds
 
 ),
@@ -24,7 +24,7 @@ final as (
         extract(isodow from date_day) in (6, 7) as is_weekend,
         date_trunc('week', date_day)::date as week_start_date,
         date_trunc('month', date_day)::date as month_start_date,
-        to_char(date_day, 'YYYY-MM') as year_month,
+        to_char(date_day, 'YYYY-MM') as month_label,
         extract(quarter from date_day)::integer as quarter_of_year,
         extract(year from date_day)::integer as calendar_year
     from spine

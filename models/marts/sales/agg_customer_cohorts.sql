@@ -2,14 +2,19 @@ with
 
 customers as (
 
-    select customer_id, cohort_month from {{ ref('dim_customers') }}
+    select
+        customer_id,
+        cohort_month
+    from {{ ref('dim_customers') }}
     where cohort_month is not null
 
 ),
 
 orders as (
 
-    select customer_id, date_trunc('month', placed_at)::date as order_month
+    select
+        customer_id,
+        date_trunc('month', placed_at)::date as order_month
     from {{ ref('fct_orders') }}
     where not is_cancelled
 
@@ -31,7 +36,9 @@ activity as (
 
 cohort_sizes as (
 
-    select cohort_month, count(*) as cohort_customers
+    select
+        cohort_month,
+        count(*) as cohort_customers
     from customers
     group by cohort_month
 

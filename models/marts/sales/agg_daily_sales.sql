@@ -1,4 +1,12 @@
-{{ config(indexes=[{'columns': ['sale_date']}, {'columns': ['vendor_id', 'sale_date']}, {'columns': ['category_id', 'sale_date']}]) }}
+{{
+    config(
+        indexes=[
+            {'columns': ['sale_date']},
+            {'columns': ['vendor_id', 'sale_date']},
+            {'columns': ['category_id', 'sale_date']},
+        ]
+    )
+}}
 
 with
 
@@ -10,7 +18,10 @@ order_items as (
 
 orders as (
 
-    select order_id, is_cancelled from {{ ref('fct_orders') }}
+    select
+        order_id,
+        is_cancelled
+    from {{ ref('fct_orders') }}
 
 ),
 

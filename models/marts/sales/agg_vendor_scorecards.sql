@@ -28,7 +28,9 @@ reviews as (
 
 vendor_orders as (
 
-    select distinct items.vendor_id, orders.*
+    select distinct
+        items.vendor_id,
+        orders.*
     from items
     inner join orders on items.order_id = orders.order_id
 
@@ -49,7 +51,9 @@ sales as (
 
 revenue as (
 
-    select vendor_id, sum(line_total_cents) as gross_sales_cents
+    select
+        vendor_id,
+        sum(line_total_cents) as gross_sales_cents
     from items
     group by vendor_id
 
@@ -57,7 +61,10 @@ revenue as (
 
 ratings as (
 
-    select vendor_id, count(*) as reviews_count, avg(rating)::numeric(4, 2) as average_rating
+    select
+        vendor_id,
+        count(*) as reviews_count,
+        avg(rating)::numeric(4, 2) as average_rating
     from reviews
     group by vendor_id
 

@@ -24,7 +24,11 @@ order_items as (
 orders as (
 
     -- only attributes an order never changes, so an item row is complete when it is written
-    select order_id, customer_id, currency_code, placed_at
+    select
+        order_id,
+        customer_id,
+        currency_code,
+        placed_at
     from {{ ref('stg_app__orders') }}
 
 ),
@@ -32,7 +36,10 @@ orders as (
 listings as (
 
     -- the raw listing, deleted ones included: an item keeps its category after the listing goes
-    select id as listing_id, category_id from {{ source('app', 'listings') }}
+    select
+        id as listing_id,
+        category_id
+    from {{ source('app', 'listings') }}
 
 ),
 
@@ -56,9 +63,9 @@ final as (
     inner join orders on order_items.order_id = orders.order_id
     left join listings on order_items.listing_id = listings.listing_id
     {% if is_incremental() %}
-    where order_items.updated_at >= (
-        select max(source_updated_at) from {{ this }}
-    ) - interval '{{ var("incremental_lookback_days") }} days'
+        where order_items.updated_at >= (
+            select max(previous_build.source_updated_at) from {{ this }} as previous_build
+        ) - interval '{{ var("incremental_lookback_days") }} days'
     {% endif %}
 
 )

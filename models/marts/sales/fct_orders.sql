@@ -46,21 +46,29 @@ shipments as (
 ),
 
 {% if is_incremental() %}
-changed_orders as (
+    changed_orders as (
 
     -- orders whose own row or a related row changed inside the look-back window
-    {%- set cutoff = "(select max(source_updated_at) from " ~ this ~ ") - interval '" ~ var('incremental_lookback_days') ~ " days'" %}
-    select order_id from orders where updated_at >= {{ cutoff }}
-    union
-    select order_id from order_items where updated_at >= {{ cutoff }}
-    union
-    select order_id from payments where updated_at >= {{ cutoff }}
-    union
-    select order_id from refunds where updated_at >= {{ cutoff }}
-    union
-    select order_id from shipments where updated_at >= {{ cutoff }}
+        {%- set cutoff -%}
+            (select max(previous_build.source_updated_at) from {{ this }} as previous_build)
+            - interval '{{ var("incremental_lookback_days") }} days'
+        {%- endset %}
+        select order_id from orders
+        where updated_at >= {{ cutoff }}
+        union
+        select order_id from order_items
+        where updated_at >= {{ cutoff }}
+        union
+        select order_id from payments
+        where updated_at >= {{ cutoff }}
+        union
+        select order_id from refunds
+        where updated_at >= {{ cutoff }}
+        union
+        select order_id from shipments
+        where updated_at >= {{ cutoff }}
 
-),
+    ),
 
 {% endif %}
 item_totals as (
@@ -128,7 +136,7 @@ final as (
     left join refund_totals on orders.order_id = refund_totals.order_id
     left join shipments on orders.order_id = shipments.order_id
     {% if is_incremental() %}
-    where orders.order_id in (select order_id from changed_orders)
+        where orders.order_id in (select changed_orders.order_id from changed_orders)
     {% endif %}
 
 )

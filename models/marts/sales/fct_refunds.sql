@@ -10,7 +10,11 @@ refunds as (
 
 orders as (
 
-    select order_id, customer_id, currency_code from {{ ref('stg_app__orders') }}
+    select
+        order_id,
+        customer_id,
+        currency_code
+    from {{ ref('stg_app__orders') }}
 
 ),
 
