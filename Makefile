@@ -32,6 +32,7 @@ demo: setup
 	$(BIN)/haven up
 	$(BIN)/haven source init --scale $(SCALE) --seed $(SEED)
 	$(BIN)/haven ingest
+	$(BIN)/haven build
 
 test: setup
 	$(BIN)/ruff check .
