@@ -227,6 +227,166 @@ def env() -> None:
         print(f"export {key}={shlex.quote(value)}")
 
 
+@app.command()
+def run(
+    full_refresh: Annotated[
+        bool, typer.Option(help="Reload raw and rebuild incremental models.")
+    ] = False,
+    docs: Annotated[bool, typer.Option(help="Also regenerate the dbt docs site.")] = False,
+) -> None:
+    """Run the whole pipeline once as the Prefect flow `elt`, and say where to look."""
+    from flows.elt import elt
+
+    settings = get_settings()
+    started = time.perf_counter()
+    try:
+        summary = elt(full_refresh=full_refresh, docs=docs)
+    except HavenError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a flow failure the user should read in one line
+        raise HavenError(
+            f"The elt run failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}."
+        ) from None
+    record = summary.run
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"elt {record.status} in {elapsed:.1f} s: {record.task_seconds:.1f} s inside tasks, "
+        f"{elapsed - record.task_seconds:.1f} s orchestration (Prefect start-up included); "
+        f"{record.ingest.loaded_rows if record.ingest else 0:,} rows loaded; "
+        f"tests {record.test_counts()['pass']} passed, {record.test_counts()['fail']} failed"
+    )
+    if record.cost:
+        console.print(
+            f"cost: {record.cost.cpu_seconds:.0f} CPU-s, {record.cost.bytes_moved / 1e6:.1f} MB moved, "
+            f"warehouse {record.cost.warehouse_bytes / 1e6:.0f} MB; monthly estimate "
+            f"${record.cost.monthly_estimate_usd:.2f} of ${record.cost.monthly_budget_usd:.2f}"
+        )
+    for alert in summary.alerts:
+        console.print(f"[yellow]alert[/] {alert.kind}: {alert.message}", highlight=False)
+    console.print(f"report:  {summary.report_path}", highlight=False, soft_wrap=True)
+    console.print("status:  .venv/bin/haven status", highlight=False)
+    console.print(
+        "docs:    .venv/bin/haven docs   (serves the dbt docs site on localhost)", highlight=False
+    )
+    console.print(
+        f"data:    {redact(warehouse.up(settings).warehouse_url)} (schemas analytics, ml, ops)",
+        highlight=False,
+    )
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
+) -> None:
+    """Recent runs, freshness, failing tests, quarantine counts and reconciliation differences."""
+    from haven.ops.status import collect
+    from haven.warehouse.connection import connect
+    from haven.warehouse.endpoints import TRANSFORMER
+
+    endpoints = warehouse.up(get_settings())
+    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        data = collect(conn, runs=runs)
+    if as_json:
+        print(json.dumps(data, default=str))
+        return
+    out = Console()
+    sections = [
+        (
+            "recent runs",
+            data["runs"],
+            [
+                "started_at",
+                "status",
+                "wall_seconds",
+                "rows_loaded",
+                "tests_passed",
+                "tests_failed",
+                "cost_usd",
+                "monthly_estimate_usd",
+            ],
+        ),
+        (
+            "source freshness (latest run)",
+            data["freshness"],
+            ["source_table", "lag_minutes", "status"],
+        ),
+        ("failing tests (latest run)", data["failing_tests"], ["unique_id", "status", "message"]),
+        ("quarantine", data["quarantine"], ["source_table", "rows"]),
+        (
+            "reconciliation differences (latest run)",
+            data["reconciliation_differences"],
+            [
+                "table_name",
+                "source_rows",
+                "raw_rows",
+                "staged_rows",
+                "quarantined_rows",
+                "row_difference",
+                "amount_difference",
+            ],
+        ),
+    ]
+    for title, rows, columns in sections:
+        if not rows:
+            out.print(f"{title}: none")
+            continue
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        out.print(table)
+
+
+@app.command()
+def report() -> None:
+    """Write the self-contained HTML report of the ops history and print its path."""
+    from haven.ops import report as html_report
+    from haven.warehouse.connection import connect
+    from haven.warehouse.endpoints import TRANSFORMER
+
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
+    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        from haven.ops.history import ensure_schema
+
+        ensure_schema(conn)
+        path = html_report.write(conn, settings.report_path, budget_usd=settings.monthly_budget_usd)
+    print(path)
+
+
+@app.command()
+def docs(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8580,
+    serve: Annotated[bool, typer.Option(help="Serve the site after generating it.")] = True,
+) -> None:
+    """Generate the dbt docs site and serve it on localhost."""
+    from haven.ops.docs import generate, serve_directory
+    from haven.settings import PROJECT_DIR
+
+    settings = get_settings()
+    generate(settings, warehouse.up(settings))
+    if serve:
+        serve_directory(
+            PROJECT_DIR / "target",
+            port,
+            announce=lambda url: console.print(f"dbt docs: {url} (Ctrl-C stops)"),
+        )
+
+
+@app.command("serve")
+def serve_deployments() -> None:
+    """Serve the prefect.yaml deployments locally with their schedules (Ctrl-C stops)."""
+    from prefect import serve as prefect_serve
+
+    from flows.deployments import to_deployments
+
+    deployments = to_deployments()
+    console.print(f"serving {', '.join(d.name for d in deployments)} (schedules from prefect.yaml)")
+    prefect_serve(*deployments)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     scale: Annotated[

@@ -7,3 +7,12 @@ class HavenError(Exception):
     The CLI prints it without a traceback and exits non-zero; anything else is a bug and keeps
     its traceback.
     """
+
+
+class TransientError(HavenError):
+    """A failure worth retrying: a lost connection, a server restarting. Flows retry these (with
+    backoff) and nothing else."""
+
+
+class DataTestFailure(HavenError):
+    """A dbt data test or a schema contract failed: the data is wrong, so retrying cannot help."""

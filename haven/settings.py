@@ -53,9 +53,37 @@ class Settings(BaseSettings):
         "updated_at is earlier than rows already seen are still picked up.",
     )
 
+    alert_webhook: str | None = Field(
+        default=None,
+        description="Slack-compatible incoming webhook for failed runs, freshness breaches and "
+        "reconciliation differences (alerts are always logged too).",
+    )
+    # price assumptions behind each run's cost figures and the monthly estimate
+    price_cpu_hour_usd: float = Field(default=0.05, description="Price of one vCPU-hour.")
+    price_storage_gb_month_usd: float = Field(
+        default=0.12, description="Price of a GB-month of storage."
+    )
+    price_transfer_gb_usd: float = Field(
+        default=0.09, description="Price of a GB moved between systems."
+    )
+    runs_per_month: int = Field(
+        default=24 * 30 + 30, description="Scheduled runs a month: hourly + nightly."
+    )
+    monthly_budget_usd: float = Field(
+        default=40.0, description="The monthly budget the estimate is held to."
+    )
+
     @property
     def embedded_dir(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def prefect_dir(self) -> Path:
+        return self.home / "prefect"
+
+    @property
+    def report_path(self) -> Path:
+        return self.home / "report.html"
 
     @property
     def dlt_dir(self) -> Path:

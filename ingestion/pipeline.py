@@ -58,6 +58,8 @@ class IngestReport:
     tables: dict[str, TableReport]
     seconds: float
     load_id: str | None
+    bytes_moved: int = 0
+    """Size of the load files written for this run (what crossed from source to warehouse)."""
 
     @property
     def failed(self) -> list[TableReport]:
@@ -125,6 +127,7 @@ def ingest(
         progress(f"extracting {table}: {reports[table].extracted:,} rows")
 
     load_id = None
+    bytes_moved = 0
     if runnable:
         source = app(
             credentials=endpoints.source_url,
@@ -152,6 +155,12 @@ def ingest(
         for table_name, rows in normalized.row_counts.items():
             if table_name in reports:
                 reports[table_name].loaded += rows
+        bytes_moved = sum(
+            metrics.file_size
+            for packages in normalized.metrics.values()
+            for step in packages
+            for metrics in step["job_metrics"].values()
+        )
 
     progress("looking for hard deletes")
     with (
@@ -163,7 +172,7 @@ def ingest(
                 reports[spec.name].deleted = detect_deletes(
                     source, warehouse, settings.source_schema, spec, load_started
                 )
-    return IngestReport(reports, time.perf_counter() - started, load_id)
+    return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved)
 
 
 def reset(settings: Settings, endpoints: Endpoints) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from haven.errors import HavenError
@@ -166,3 +168,75 @@ def run_dbt(args: list[str], environment: Mapping[str, str]) -> DbtOutcome:
             )
         )
     return outcome
+
+
+@dataclass(frozen=True)
+class ArtifactResult:
+    """One node's result as dbt wrote it to ``target/run_results.json``."""
+
+    unique_id: str
+    resource_type: str
+    status: str
+    seconds: float
+    rows_affected: int | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    source_table: str
+    max_loaded_at: str | None
+    lag_seconds: float | None
+    status: str
+
+
+def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[ArtifactResult]:
+    """The last dbt command's results, parsed with dbt-artifacts-parser."""
+    from dbt_artifacts_parser.parser import parse_run_results
+
+    path = target_dir / "run_results.json"
+    if not path.exists():
+        return []
+    results = parse_run_results(json.loads(path.read_text()))
+    rows = []
+    for result in results.results:
+        response = result.adapter_response or {}
+        rows_affected = response.get("rows_affected") if isinstance(response, dict) else None
+        rows.append(
+            ArtifactResult(
+                unique_id=result.unique_id,
+                resource_type=result.unique_id.split(".", 1)[0],
+                status=_enum_text(result.status),
+                seconds=float(result.execution_time or 0.0),
+                rows_affected=rows_affected
+                if isinstance(rows_affected, int) and rows_affected >= 0
+                else None,
+                message=result.message,
+            )
+        )
+    return rows
+
+
+def read_source_freshness(target_dir: Path = PROJECT_DIR / "target") -> list[SourceFreshness]:
+    """``dbt source freshness`` results (``target/sources.json``), parsed with dbt-artifacts-parser."""
+    from dbt_artifacts_parser.parser import parse_sources
+
+    path = target_dir / "sources.json"
+    if not path.exists():
+        return []
+    rows = []
+    for result in parse_sources(json.loads(path.read_text())).results:
+        rows.append(
+            SourceFreshness(
+                source_table=result.unique_id.rsplit(".", 1)[-1],
+                max_loaded_at=str(getattr(result, "max_loaded_at", None) or "") or None,
+                lag_seconds=getattr(result, "max_loaded_at_time_ago_in_s", None),
+                status=_enum_text(result.status),
+            )
+        )
+    return rows
+
+
+def _enum_text(value: object) -> str:
+    """dbt-artifacts-parser gives statuses as enums (``Status1.pass_``); store their value."""
+    return str(getattr(value, "value", value))

@@ -1,0 +1,326 @@
+"""The ``elt`` flow: ingest → snapshot → build and test → source freshness → reconcile → record →
+report. Thin: each task calls code that already exists; the flow only sequences them.
+
+Transient failures (lost connections, a server restarting) are retried with exponential backoff
+and jitter; a failed data test or a schema contract violation fails the run at once, naming the
+test or table. Two runs never overlap (an advisory lock in the warehouse). Runnable directly:
+``python -m flows.elt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+
+from haven.settings import PROJECT_DIR, Settings, get_settings
+
+# Prefect keeps its database and settings under .haven/prefect unless told otherwise.
+os.environ.setdefault("PREFECT_HOME", str(get_settings().prefect_dir))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.cache_policies import NONE  # noqa: E402
+from prefect.runtime import deployment, flow_run, task_run  # noqa: E402
+from prefect.tasks import exponential_backoff  # noqa: E402
+
+from haven.errors import DataTestFailure, HavenError, TransientError  # noqa: E402
+from haven.ops import alerts, history, report  # noqa: E402
+from haven.ops.cost import cpu_seconds, estimate  # noqa: E402
+from haven.ops.lock import exclusive_run  # noqa: E402
+from haven.ops.reconcile import Reconciliation, reconcile  # noqa: E402
+from haven.transform.dbt import (  # noqa: E402
+    DbtOutcome,
+    dbt_args,
+    dbt_environment,
+    read_run_results,
+    read_source_freshness,
+    run_dbt,
+)
+from haven.warehouse.connection import connect  # noqa: E402
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints, up  # noqa: E402
+from ingestion.pipeline import IngestReport, ingest  # noqa: E402
+
+TRANSIENT_MARKERS = (
+    "could not connect",
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "connection reset",
+    "connection timed out",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying: our TransientError, a dropped connection, or a message that says so."""
+    if isinstance(error, TransientError | psycopg.OperationalError | ConnectionError):
+        return True
+    if isinstance(error, DataTestFailure):
+        return False
+    text = str(error).lower()
+    return any(marker in text for marker in TRANSIENT_MARKERS)
+
+
+def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry the failed attempt only when its error is transient."""
+    try:
+        state.result()
+    except BaseException as error:  # noqa: BLE001 - the state carries the task's exception
+        return is_transient(error)
+    return False
+
+
+RETRY = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient_only,
+    "cache_policy": NONE,
+}
+
+_attempts: dict[str, int] = {}
+_body_seconds: dict[str, float] = {}
+
+
+@contextlib.contextmanager
+def _measured(name: str) -> Iterator[None]:
+    """Count the attempt and the time spent inside the task body (all attempts), so the flow can
+    tell work from orchestration."""
+    _attempts[name] = task_run.run_count or 1
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        _body_seconds[name] = _body_seconds.get(name, 0.0) + time.perf_counter() - began
+
+
+def _check_dbt(outcome: DbtOutcome, step: str) -> None:
+    """A dbt failure is transient when it is about the connection; otherwise it names what failed."""
+    if outcome.success:
+        return
+    messages = " ".join(
+        filter(None, [outcome.error, *(node.message or "" for node in outcome.failures)])
+    )
+    if is_transient(HavenError(messages)):
+        raise TransientError(f"dbt {step} lost the warehouse connection: {messages[:300]}")
+    if outcome.failures:
+        names = ", ".join(node.name for node in outcome.failures[:10])
+        raise DataTestFailure(f"dbt {step} failed: {len(outcome.failures)} node(s) failed: {names}")
+    raise HavenError(f"dbt {step} failed: {outcome.error or 'see logs/dbt.log'}")
+
+
+@task(name="ingest", timeout_seconds=3600, **RETRY)
+def ingest_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> IngestReport:
+    with _measured("ingest"):
+        report = ingest(settings, endpoints, full_refresh=full_refresh)
+        if report.failed:
+            details = "; ".join(f"{row.table}: {row.problem}" for row in report.failed)
+            raise DataTestFailure(f"schema contract violated, not loaded: {details}")
+        return report
+
+
+@task(name="snapshot", timeout_seconds=1800, **RETRY)
+def snapshot_step(settings: Settings, endpoints: Endpoints) -> list[Any]:
+    with _measured("snapshot"):
+        _check_dbt(run_dbt(dbt_args("snapshot"), dbt_environment(settings, endpoints)), "snapshot")
+        return read_run_results()
+
+
+@task(name="build", timeout_seconds=3600, **RETRY)
+def build_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> list[Any]:
+    with _measured("build"):
+        outcome = run_dbt(
+            dbt_args("build", exclude="resource_type:snapshot", full_refresh=full_refresh),
+            dbt_environment(settings, endpoints),
+        )
+        results = read_run_results()
+        _check_dbt(outcome, "build")
+        return results
+
+
+@task(name="freshness", timeout_seconds=600, **RETRY)
+def freshness_step(settings: Settings, endpoints: Endpoints) -> list[Any]:
+    """Freshness breaches are reported and alerted on, not fatal: the data is still correct."""
+    with _measured("freshness"):
+        outcome = run_dbt(["source", *dbt_args("freshness")], dbt_environment(settings, endpoints))
+        freshness = read_source_freshness()
+        if not freshness and not outcome.success:
+            _check_dbt(outcome, "source freshness")
+        return freshness
+
+
+@task(name="reconcile", timeout_seconds=900, **RETRY)
+def reconcile_step(settings: Settings, endpoints: Endpoints) -> list[Reconciliation]:
+    with (
+        _measured("reconcile"),
+        connect(endpoints.source_url, purpose="source database") as source,
+        connect(endpoints.warehouse_url, purpose="warehouse") as warehouse,
+    ):
+        return reconcile(source, warehouse, settings.source_schema)
+
+
+@task(name="record", timeout_seconds=300, **RETRY)
+def record_step(endpoints: Endpoints, run: history.RunRecord) -> None:
+    with _measured("record"), connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        history.record(conn, run)
+
+
+@task(name="report", timeout_seconds=300, **RETRY)
+def report_step(settings: Settings, endpoints: Endpoints) -> str:
+    with _measured("report"), connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        return str(report.write(conn, settings.report_path, budget_usd=settings.monthly_budget_usd))
+
+
+@task(name="docs", timeout_seconds=900, **RETRY)
+def docs_step(settings: Settings, endpoints: Endpoints) -> None:
+    with _measured("docs"):
+        _check_dbt(
+            run_dbt(["docs", *dbt_args("generate")], dbt_environment(settings, endpoints)),
+            "docs generate",
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunSummary:
+    run: history.RunRecord
+    report_path: str | None
+    alerts: list[alerts.Alert]
+
+
+@flow(name="elt", log_prints=True)
+def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
+    """The whole pipeline, once. ``docs`` also regenerates the dbt docs site (nightly)."""
+    settings = get_settings()
+    endpoints = up(settings)
+    logger = get_run_logger()
+    run = history.RunRecord(
+        started_at=datetime.now(UTC),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        deployment=deployment.name,
+    )
+    _attempts.clear()
+    _body_seconds.clear()
+    cpu_before = cpu_seconds(settings.embedded_dir / "data" if endpoints.embedded else None)
+    wall = time.perf_counter()
+
+    def step(name: str, call: Callable[[], T]) -> T:
+        started, began = datetime.now(UTC), time.perf_counter()
+        try:
+            result = call()
+        except BaseException:
+            run.tasks.append(
+                history.TaskTiming(
+                    name, started, time.perf_counter() - began, _attempts.get(name, 1), "failed"
+                )
+            )
+            raise
+        run.tasks.append(
+            history.TaskTiming(
+                name, started, time.perf_counter() - began, _attempts.get(name, 1), "completed"
+            )
+        )
+        return result
+
+    raised: BaseException | None = None
+    report_path = None
+    sent: list[alerts.Alert] = []
+    with exclusive_run(endpoints.role_url(TRANSFORMER)):
+        try:
+            run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
+            run.dbt_results["snapshot"] = step(
+                "snapshot", lambda: snapshot_step(settings, endpoints)
+            )
+            run.dbt_results["build"] = step(
+                "build", lambda: build_step(settings, endpoints, full_refresh)
+            )
+            run.freshness = step("freshness", lambda: freshness_step(settings, endpoints))
+            run.reconciliation = step("reconcile", lambda: reconcile_step(settings, endpoints))
+            if docs:
+                step("docs", lambda: docs_step(settings, endpoints))
+            run.status = "completed"
+        except BaseException as error:  # noqa: BLE001 - recorded, alerted, then re-raised
+            raised = error
+            run.status = "failed"
+            run.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+        run.finished_at = datetime.now(UTC)
+        run.wall_seconds = time.perf_counter() - wall
+        with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
+            size = conn.execute("select pg_database_size(current_database())").fetchone()
+        cpu = (
+            cpu_seconds(settings.embedded_dir / "data" if endpoints.embedded else None) - cpu_before
+        )
+        moved = run.ingest.bytes_moved if run.ingest else 0
+        run.cost = estimate(
+            settings, cpu=cpu, bytes_moved=moved, warehouse_bytes=int(size[0]) if size else 0
+        )
+        step("record", lambda: record_step(endpoints, run))
+        report_path = step("report", lambda: report_step(settings, endpoints))
+        for alert in _alerts_for(run):
+            delivered = alerts.send(alert, settings.alert_webhook)
+            with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+                history.record_alert(conn, run.run_id, alert.kind, alert.message, delivered)
+            sent.append(alert)
+    logger.info(
+        "elt %s in %.1f s: %.1f s inside tasks, %.1f s orchestration",
+        run.status,
+        time.perf_counter() - wall,
+        run.task_seconds,
+        time.perf_counter() - wall - run.task_seconds,
+    )
+    if raised is not None:
+        raise raised
+    return RunSummary(run, report_path, sent)
+
+
+def _timing(name: str, started: datetime, began: float, status: str) -> history.TaskTiming:
+    return history.TaskTiming(
+        name,
+        started,
+        seconds=_body_seconds.get(name, 0.0),
+        attempts=_attempts.get(name, 1),
+        status=status,
+        call_seconds=time.perf_counter() - began,
+    )
+
+
+def _alerts_for(run: history.RunRecord) -> list[alerts.Alert]:
+    found = []
+    if run.status == "failed":
+        found.append(alerts.Alert("failed_run", f"run {run.run_id} failed: {run.error}"))
+    stale = [
+        f"{f.source_table} ({f.status})"
+        for f in run.freshness
+        if f.status not in {"pass", "success"}
+    ]
+    if stale:
+        found.append(
+            alerts.Alert("freshness", "sources past their freshness threshold: " + ", ".join(stale))
+        )
+    unbalanced = [r for r in run.reconciliation if not r.balanced]
+    if unbalanced:
+        details = ", ".join(
+            f"{r.table_name} (rows off by {r.row_difference}"
+            + (f", amount off by {r.amount_difference}" if r.amount_difference else "")
+            + ")"
+            for r in unbalanced
+        )
+        found.append(
+            alerts.Alert("reconciliation", "differences between source and warehouse: " + details)
+        )
+    return found
+
+
+if __name__ == "__main__":
+    summary = elt()
+    print(f"elt {summary.run.status}; report: {summary.report_path}; project: {PROJECT_DIR}")
