@@ -80,6 +80,7 @@ def dbt_args(
     exclude: str | None = None,
     full_refresh: bool = False,
     variables: Mapping[str, object] | None = None,
+    indirect_selection: str | None = None,
 ) -> list[str]:
     """The dbt command line (without the program name). A pure function: tested without dbt."""
     args = [command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
@@ -87,6 +88,8 @@ def dbt_args(
         args += ["--select", select]
     if exclude:
         args += ["--exclude", exclude]
+    if indirect_selection:
+        args += ["--indirect-selection", indirect_selection]
     if full_refresh:
         args.append("--full-refresh")
     if variables:

@@ -26,6 +26,8 @@ def test_dbt_args_builds_the_command_line() -> None:
     assert "--full-refresh" in args
     assert args[args.index("--vars") + 1] == "{churn_window_days: 30}"
     assert "--exclude" not in dbt_args("build")
+    cautious = dbt_args("build", select="+resource_type:snapshot", indirect_selection="cautious")
+    assert cautious[cautious.index("--indirect-selection") + 1] == "cautious"
 
 
 @pytest.mark.parametrize(

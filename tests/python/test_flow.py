@@ -1,0 +1,268 @@
+"""The elt flow end to end under Prefect's test harness, against the embedded warehouse:
+a clean run records everything, a transient fault is retried, a failing data test is not,
+two runs never overlap, alerts reach a webhook, deployments match prefect.yaml."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from haven.errors import DataTestFailure
+from haven.ops import alerts
+from haven.ops.lock import RunInProgress, exclusive_run
+from haven.settings import get_settings
+from haven.source import simulator
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints, up
+from tests.python.conftest import settings_for
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def flow_env(haven_home: Path, harness: None) -> Iterator[Endpoints]:
+    """Point get_settings() (which the flow reads) at this module's databases."""
+    patcher = pytest.MonkeyPatch()
+    settings = settings_for(haven_home, "flow")
+    for key, value in {
+        "HAVEN_HOME": str(haven_home),
+        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+        "HAVEN_SOURCE_DATABASE": settings.source_database,
+    }.items():
+        patcher.setenv(key, value)
+    for key in ("HAVEN_WAREHOUSE_URL", "HAVEN_SOURCE_URL", "HAVEN_ALERT_WEBHOOK"):
+        patcher.delenv(key, raising=False)
+    get_settings.cache_clear()
+    endpoints = up(get_settings())
+    simulator.init(endpoints, scale=0.02, seed=3, replace=True)
+    yield endpoints
+    patcher.undo()
+    get_settings.cache_clear()
+
+
+def latest_run(endpoints: Endpoints) -> dict[str, object]:
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        conn.row_factory = psycopg.rows.dict_row  # type: ignore[assignment]
+        row = conn.execute("select * from ops.runs order by started_at desc limit 1").fetchone()
+        assert row is not None
+        return dict(row)
+
+
+def attempts(endpoints: Endpoints, run_id: object, task_name: str) -> int:
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        row = conn.execute(
+            "select attempts from ops.run_tasks where run_id = %s and task_name = %s",
+            (run_id, task_name),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
+    from flows.elt import elt
+
+    summary = elt()
+    assert summary.run.status == "completed"
+    run = latest_run(flow_env)
+    assert run["status"] == "completed"
+    assert run["rows_loaded"] > 0
+    assert run["tests_passed"] > 100 and run["tests_failed"] == 0
+    assert run["cpu_seconds"] > 0 and run["warehouse_bytes"] > 0 and run["bytes_moved"] > 0
+    assert 0 < run["monthly_estimate_usd"] < run["monthly_budget_usd"]
+    with psycopg.connect(flow_env.warehouse_url) as conn:
+        counts = {
+            table: conn.execute(
+                f"select count(*) from ops.{table} where run_id = %s", (run["run_id"],)
+            ).fetchone()[0]
+            for table in (
+                "run_tasks",
+                "run_tables",
+                "dbt_results",
+                "source_freshness",
+                "reconciliation",
+            )
+        }
+        unbalanced = conn.execute(
+            "select table_name from ops.reconciliation where run_id = %s and (row_difference <> 0 or amount_difference <> 0)",
+            (run["run_id"],),
+        ).fetchall()
+    assert (
+        counts["run_tables"] == 11
+        and counts["source_freshness"] == 11
+        and counts["reconciliation"] == 11
+    )
+    assert counts["dbt_results"] > 150
+    assert counts["run_tasks"] == 5, (
+        "ingest, snapshot, build, freshness, reconcile (record and report come after)"
+    )
+    assert unbalanced == []
+    assert Path(summary.report_path or "").read_text().count("<svg") >= 8
+
+
+def test_analysts_can_read_the_run_history(flow_env: Endpoints) -> None:
+    from haven.warehouse.endpoints import ANALYST
+
+    with psycopg.connect(flow_env.role_url(ANALYST)) as conn:
+        assert conn.execute("select count(*) from ops.runs").fetchone()[0] >= 1
+
+
+def test_a_transient_fault_is_retried_and_the_run_succeeds(
+    flow_env: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.elt as module
+
+    real_ingest = module.ingest
+    calls = {"count": 0}
+
+    def flaky_ingest(*args: object, **kwargs: object) -> object:
+        calls["count"] += 1
+        if calls["count"] == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(module, "ingest", flaky_ingest)
+    summary = module.elt()
+    assert summary.run.status == "completed"
+    assert calls["count"] == 2
+    assert attempts(flow_env, summary.run.run_id, "ingest") == 2
+
+
+def test_a_failing_data_test_is_not_retried_and_names_the_test(flow_env: Endpoints) -> None:
+    import flows.elt as module
+
+    with psycopg.connect(flow_env.warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            "update raw_app.listings set item_condition = 'broken'"
+            " where id = (select min(id) from raw_app.listings where _haven_deleted_at is null and title is not null)"
+        )
+    try:
+        with pytest.raises(
+            DataTestFailure, match="accepted_values_stg_app__listings_item_condition"
+        ):
+            module.elt()
+        run = latest_run(flow_env)
+        assert run["status"] == "failed"
+        assert "accepted_values_stg_app__listings_item_condition" in str(run["error"])
+        with psycopg.connect(flow_env.warehouse_url) as conn:
+            failed = conn.execute(
+                "select task_name, attempts from ops.run_tasks where run_id = %s and status = 'failed'",
+                (run["run_id"],),
+            ).fetchall()
+        assert len(failed) == 1 and failed[0][1] == 1, f"the failing step ran once: {failed}"
+    finally:
+        with psycopg.connect(flow_env.warehouse_url, autocommit=True) as conn:
+            conn.execute(
+                "update raw_app.listings set item_condition = 'good' where item_condition = 'broken'"
+            )
+    assert module.elt().run.status == "completed", "a re-run after the fix converges"
+
+
+def test_two_runs_never_overlap(flow_env: Endpoints) -> None:
+    import flows.elt as module
+
+    with (
+        exclusive_run(flow_env.role_url(TRANSFORMER)),
+        pytest.raises(RunInProgress, match="Another elt run is in progress"),
+    ):
+        module.elt()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[dict[str, object]] = []
+    failures_left = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if _Recorder.failures_left > 0:
+            _Recorder.failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        _Recorder.received.append(body)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return None
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    _Recorder.received = []
+    _Recorder.failures_left = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_alert_is_retried_until_delivered(webhook: str) -> None:
+    _Recorder.failures_left = 2
+    assert alerts.send(alerts.Alert("failed_run", "run x failed: boom"), webhook) is True
+    assert len(_Recorder.received) == 1
+    payload = _Recorder.received[0]
+    assert "run x failed: boom" in str(payload["text"]) and payload["blocks"]
+
+
+def test_alert_without_webhook_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="haven.alerts"):
+        assert alerts.send(alerts.Alert("freshness", "orders is stale"), None) is False
+    assert "orders is stale" in caplog.text
+
+
+def test_a_failed_run_posts_an_alert(
+    flow_env: Endpoints, webhook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.elt as module
+
+    monkeypatch.setenv("HAVEN_ALERT_WEBHOOK", webhook)
+    get_settings.cache_clear()
+
+    def broken_ingest(*args: object, **kwargs: object) -> object:
+        raise DataTestFailure(
+            "schema contract violated, not loaded: orders: column orders.total_cents changed type"
+        )
+
+    monkeypatch.setattr(module, "ingest", broken_ingest)
+    try:
+        with pytest.raises(DataTestFailure):
+            module.elt()
+    finally:
+        get_settings.cache_clear()
+    texts = [str(body["text"]) for body in _Recorder.received]
+    assert any("orders.total_cents" in text for text in texts), texts
+    with psycopg.connect(flow_env.warehouse_url) as conn:
+        delivered = conn.execute(
+            "select delivered from ops.alerts order by created_at desc limit 1"
+        ).fetchone()
+    assert delivered == (True,)
+
+
+def test_deployments_match_prefect_yaml(harness: None) -> None:
+    import yaml
+
+    from flows.deployments import PREFECT_YAML, read_specs, to_deployments
+
+    document = yaml.safe_load(PREFECT_YAML.read_text())
+    specs = read_specs()
+    assert [spec.name for spec in specs] == ["elt-hourly", "elt-nightly"]
+    deployments = to_deployments()
+    for entry, deployment in zip(document["deployments"], deployments, strict=True):
+        assert deployment.name == entry["name"]
+        assert deployment.parameters == entry["parameters"]
+        crons = [schedule.schedule.cron for schedule in deployment.schedules]
+        assert crons == [schedule["cron"] for schedule in entry["schedules"]]
+    assert deployments[1].parameters["docs"] is True
