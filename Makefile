@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format clean browser
 
 setup: $(VENV)/.synced
 
@@ -31,10 +31,17 @@ $(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
 demo: setup
 	$(BIN)/haven up
 	$(BIN)/haven source init --scale $(SCALE) --seed $(SEED)
-	$(BIN)/haven ingest
-	$(BIN)/haven build
+	$(BIN)/haven run
 
-test: setup
+# The browser tests drive Debian's chromium; install it when we can (root with apt), else they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium not installed and not root: the browser tests will be skipped"; fi; }
+
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

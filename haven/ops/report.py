@@ -67,7 +67,9 @@ def bar_chart(
 def _number(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if value else "0"
+    if abs(value) >= 1:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}" if value else "0"
 
 
 def render(conn: psycopg.Connection, *, budget_usd: float) -> str:
