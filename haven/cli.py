@@ -387,6 +387,27 @@ def serve_deployments() -> None:
     prefect_serve(*deployments)
 
 
+@app.command()
+def mcp(
+    http: Annotated[
+        int | None,
+        typer.Option("--http", help="Serve streamable HTTP on 127.0.0.1:PORT instead of stdio."),
+    ] = None,
+) -> None:
+    """The MCP server: an AI assistant's read-only window into analytics, ml and ops."""
+    from haven.mcp_server.server import build_server
+    from haven.mcp_server.tools import Connections
+    from haven.warehouse.endpoints import MCP, TRANSFORMER
+
+    endpoints = warehouse.up(get_settings())
+    server = build_server(Connections(endpoints.role_url(MCP), endpoints.role_url(TRANSFORMER)))
+    if http is None:
+        server.run("stdio")
+    else:
+        console.print(f"MCP server on http://127.0.0.1:{http}/mcp", highlight=False)
+        server.run("streamable-http", host="127.0.0.1", port=http)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     scale: Annotated[

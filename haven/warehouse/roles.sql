@@ -70,3 +70,21 @@ grant usage on schema ops to haven_analyst, haven_ml, haven_mcp;
 grant select on all tables in schema ops to haven_analyst, haven_ml, haven_mcp;
 alter default privileges for role haven_transformer in schema ops
     grant select on tables to haven_analyst, haven_ml, haven_mcp;
+
+-- the MCP server's role: read-only by default, with limits SQL sent through it cannot change
+-- (SET and set_config() are refused by the server's parser checks)
+alter role haven_mcp set default_transaction_read_only = on;
+alter role haven_mcp set statement_timeout = '5s';
+alter role haven_mcp set lock_timeout = '500ms';
+alter role haven_mcp set idle_in_transaction_session_timeout = '30s';
+alter role haven_mcp set temp_file_limit = '256MB';
+
+-- query statistics for index advice (preloaded by the embedded server; optional elsewhere)
+do $stats$
+begin
+    create extension if not exists pg_stat_statements;
+    grant pg_read_all_stats to haven_mcp;
+exception when others then
+    raise notice 'pg_stat_statements unavailable: %', sqlerrm;
+end
+$stats$;
