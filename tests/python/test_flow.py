@@ -110,6 +110,35 @@ def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
     assert Path(summary.report_path or "").read_text().count("<svg") >= 8
 
 
+def test_status_json_reports_runs_freshness_and_reconciliation(
+    flow_env: Endpoints, haven, haven_home
+) -> None:
+    settings = get_settings()
+    result = haven(
+        "status",
+        "--json",
+        home=haven_home,
+        env={
+            "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+            "HAVEN_SOURCE_DATABASE": settings.source_database,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["runs"] and status["runs"][0]["status"] in {"completed", "failed"}
+    assert len(status["freshness"]) == 11 and len(status["reconciliation"]) == 11
+    assert status["reconciliation_differences"] == []
+    text = haven(
+        "status",
+        home=haven_home,
+        env={
+            "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+            "HAVEN_SOURCE_DATABASE": settings.source_database,
+        },
+    )
+    assert text.returncode == 0 and "recent runs" in text.stdout
+
+
 def test_analysts_can_read_the_run_history(flow_env: Endpoints) -> None:
     from haven.warehouse.endpoints import ANALYST
 
