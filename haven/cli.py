@@ -453,6 +453,56 @@ def bench_ingest(
     console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
 
 
+@bench_app.command("queries")
+def bench_queries(
+    seconds: Annotated[float, typer.Option(help="pgbench seconds per query and phase.")] = 3.0,
+) -> None:
+    """Analyst query suite with pgbench: p50/p95/p99 with and without the mart indexes, same run."""
+    from haven.bench import queries as bench
+
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
+    scale = _current_scale(endpoints)
+    with console.status("benchmarking queries") as status:
+        result = bench.run(
+            settings,
+            endpoints,
+            scale=scale,
+            seconds=seconds,
+            progress=lambda step: status.update(step),
+        )
+    machine = _machine()
+    json_path, markdown_path = bench.write_report(result, settings.home / "bench", machine)
+    table = Table(title=f"analyst queries, SF {scale} ({machine}); ms")
+    for column in ("query", "p50", "p95", "p99", "p95 no index", "faster"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for query in result.queries:
+        table.add_row(
+            query.name,
+            f"{query.indexed.p50_ms:.2f}",
+            f"{query.indexed.p95_ms:.2f}",
+            f"{query.indexed.p99_ms:.2f}",
+            f"{query.unindexed.p95_ms:.2f}",
+            f"{query.improvement:.0%}",
+        )
+    console.print(table)
+    console.print(
+        f"suite {result.suite_improvement:.0%} faster with indexes; {len(result.indexes_used)}/{result.indexes_total} "
+        f"mart indexes used; reports: {json_path} {markdown_path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _current_scale(endpoints: object) -> str:
+    from haven.source import simulator
+
+    try:
+        return f"{simulator.source_state(endpoints).scale:g}"  # type: ignore[arg-type]
+    except HavenError:
+        return "unknown"
+
+
 def _machine() -> str:
     import os
 

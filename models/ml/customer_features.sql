@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}, {'columns': ['as_of_date']}]) }}
+{{ config(indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}]) }}
 
 -- Point in time: a feature as of day D uses only events that happened before D (order placed,
 -- refund issued, review written). Current statuses are never read: an order refunded after D

@@ -1,3 +1,5 @@
+{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
+
 with
 
 customers as (

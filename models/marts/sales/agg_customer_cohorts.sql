@@ -1,3 +1,5 @@
+{{ config(indexes=[{'columns': ['cohort_month']}]) }}
+
 with
 
 customers as (

@@ -1,7 +1,6 @@
 {{
     config(
         indexes=[
-            {'columns': ['sale_date']},
             {'columns': ['vendor_id', 'sale_date']},
             {'columns': ['category_id', 'sale_date']},
         ]

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['vendor_id'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['gross_sales_cents']}]) }}
 
 with
 

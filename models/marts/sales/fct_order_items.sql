@@ -5,7 +5,6 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['order_item_id'], 'unique': true},
             {'columns': ['vendor_id', 'placed_date']},
             {'columns': ['order_id']},
         ],

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['payment_id'], 'unique': true}, {'columns': ['order_id']}]) }}
+{{ config(indexes=[{'columns': ['order_id']}]) }}
 
 with
 

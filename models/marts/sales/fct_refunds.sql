@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['refund_id'], 'unique': true}, {'columns': ['refunded_date']}]) }}
+{{ config(indexes=[{'columns': ['refunded_date']}]) }}
 
 with
 

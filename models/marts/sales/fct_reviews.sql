@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['review_id'], 'unique': true}, {'columns': ['vendor_id']}]) }}
+{{ config(indexes=[{'columns': ['vendor_id', 'reviewed_at']}]) }}
 
 with
 

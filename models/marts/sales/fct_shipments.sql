@@ -1,5 +1,3 @@
-{{ config(indexes=[{'columns': ['shipment_id'], 'unique': true}]) }}
-
 with
 
 shipments as (
