@@ -494,6 +494,28 @@ def bench_queries(
     )
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    scale: Annotated[str, typer.Option(help="Comma-separated scale factors, e.g. 1,10.")] = "1,10",
+) -> None:
+    """Wall time per stage of a full run per scale, growth between scales, incremental vs full."""
+    from haven.bench import pipeline as bench
+
+    try:
+        scales = [float(part) for part in scale.split(",") if part.strip()]
+    except ValueError:
+        raise HavenError(f"--scale must be numbers separated by commas, got {scale!r}.") from None
+    if not scales:
+        raise HavenError("--scale needs at least one scale factor, for example --scale 1,10.")
+    settings = get_settings()
+    with console.status("benchmarking the pipeline") as status:
+        result = bench.run(settings, scales, progress=lambda step: status.update(step))
+    machine = _machine()
+    json_path, markdown_path = bench.write_report(result, settings.home / "bench", machine)
+    console.print(markdown_path.read_text(), highlight=False, soft_wrap=True)
+    console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
+
+
 def _current_scale(endpoints: object) -> str:
     from haven.source import simulator
 

@@ -83,10 +83,12 @@ class IngestBenchmark:
 
 
 def bench_settings(settings: Settings, scale: float) -> Settings:
-    """Scratch databases for the benchmark, beside the real ones on the same servers: the
-    warehouse ``<name>_bench`` and a simulated source per scale, kept between runs."""
-    warehouse = f"{settings.warehouse_database}_bench"
-    source = f"{settings.source_database}_bench_sf{scale:g}".replace(".", "_")
+    """Scratch databases for the benchmark, beside the real ones on the same servers: a warehouse
+    and a simulated source per scale (snapshots must never mix two scales' histories), kept
+    between runs."""
+    suffix = f"_bench_sf{scale:g}".replace(".", "_")
+    warehouse = f"{settings.warehouse_database}{suffix}"
+    source = f"{settings.source_database}{suffix}"
     return settings.model_copy(
         update={
             "warehouse_database": warehouse,
