@@ -270,6 +270,11 @@ def _verify(
     return True
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def write_report(result: IngestBenchmark, directory: Path, machine: str) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "ingest.json"
@@ -289,7 +294,7 @@ def write_report(result: IngestBenchmark, directory: Path, machine: str) -> tupl
         seconds = level.median_seconds
         note = f" (sample of {level.sampled_rows:,} rows, scaled)" if level.sampled_rows else ""
         lines.append(
-            f"| {name} | {level.description}{note} | {seconds:.2f} | {result.tables_rows / seconds:,.0f} | "
+            f"| {name} | {_cell(level.description)}{note} | {seconds:.2f} | {result.tables_rows / seconds:,.0f} | "
             f"{result.bytes_moved / 1e6 / seconds:.1f} | {result.ratio_to_pipe(name):.2f} | "
             f"{max(level.peak_rss_bytes) / 2**20:.0f} | {'' if level.verified is None else ('yes' if level.verified else 'NO')} |"
         )

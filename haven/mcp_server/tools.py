@@ -407,15 +407,28 @@ def test_results(connections: Connections, model: str | None = None) -> dict[str
     }
 
 
-def source_freshness(connections: Connections) -> list[dict[str, Any]]:
+def _latest_run_rows(connections: Connections, query_text: str) -> list[dict[str, Any]]:
+    """Rows of an ops table for the latest run (``%(run_id)s`` in the query), JSON-ready."""
     with _session(connections.reader_url) as conn:
-        run_id = _latest_run(conn)
-        rows = conn.execute(
-            "select source_table, max_loaded_at::text, round(lag_seconds::numeric / 60, 1) as lag_minutes, status"
-            " from ops.source_freshness where run_id = %s order by source_table",
-            (run_id,),
-        ).fetchall()
+        rows = conn.execute(query_text, {"run_id": _latest_run(conn)}).fetchall()  # type: ignore[arg-type]
     return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
+
+
+def source_freshness(connections: Connections) -> list[dict[str, Any]]:
+    return _latest_run_rows(
+        connections,
+        "select source_table, max_loaded_at::text, round(lag_seconds::numeric / 60, 1) as lag_minutes, status"
+        " from ops.source_freshness where run_id = %(run_id)s order by source_table",
+    )
+
+
+def reconciliation(connections: Connections) -> list[dict[str, Any]]:
+    """Per table: source, raw, staged and quarantined rows, and money differences (latest run)."""
+    return _latest_run_rows(
+        connections,
+        "select table_name, source_rows, raw_rows, staged_rows, quarantined_rows, row_difference,"
+        " amount_difference from ops.reconciliation where run_id = %(run_id)s order by table_name",
+    )
 
 
 def recent_runs(connections: Connections, limit: int = 10) -> list[dict[str, Any]]:
@@ -424,18 +437,6 @@ def recent_runs(connections: Connections, limit: int = 10) -> list[dict[str, Any
             "select run_id::text, started_at::text, status, round(wall_seconds::numeric, 1) as wall_seconds,"
             " rows_loaded, tests_passed, tests_failed, error from ops.runs order by started_at desc limit %s",
             (max(1, min(limit, 100)),),
-        ).fetchall()
-    return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
-
-
-def reconciliation(connections: Connections) -> list[dict[str, Any]]:
-    """Per table: source, raw, staged and quarantined rows, and money differences (latest run)."""
-    with _session(connections.reader_url) as conn:
-        run_id = _latest_run(conn)
-        rows = conn.execute(
-            "select table_name, source_rows, raw_rows, staged_rows, quarantined_rows, row_difference,"
-            " amount_difference from ops.reconciliation where run_id = %s order by table_name",
-            (run_id,),
         ).fetchall()
     return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
 

@@ -7,7 +7,6 @@
         indexes=[
             {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_id', 'placed_at']},
-            {'columns': ['placed_date']},
         ],
         post_hook="delete from {{ this }} where order_id not in (select order_id from {{ ref('stg_app__orders') }})",
     )

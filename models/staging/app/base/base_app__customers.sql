@@ -9,9 +9,7 @@ source as (
 
 latest as (
 
-    select distinct on (id) *
-    from source
-    order by id asc, updated_at desc, _dlt_load_id desc
+    {{ latest_version('source') }}
 
 ),
 
