@@ -5,6 +5,7 @@ advice, dbt lineage and tests, freshness and run history. Each call opens its ow
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from psycopg.rows import dict_row
 
 from haven.errors import HavenError
 from haven.mcp_server import manifest as dbt_manifest
-from haven.mcp_server.safety import CheckedSql, UnsafeSql, check, refuse_volatile
+from haven.mcp_server.safety import CheckedSql, check, refuse_volatile
 
 MAX_ROWS = 500
 MAX_BYTES = 256 * 1024
@@ -355,8 +356,6 @@ def _candidates(connections: Connections, checked: CheckedSql) -> list[tuple[str
 
 
 def _mentioned(text: str, column: str) -> bool:
-    import re
-
     return re.search(rf"(where|and|or|on|by|join)[^;]*\b{re.escape(column)}\b", text) is not None
 
 
@@ -439,6 +438,3 @@ def recent_runs(connections: Connections, limit: int = 10) -> list[dict[str, Any
             (max(1, min(limit, 100)),),
         ).fetchall()
     return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
-
-
-__all__ = ["UnsafeSql"]
