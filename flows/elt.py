@@ -33,8 +33,9 @@ from prefect.tasks import exponential_backoff  # noqa: E402
 from haven.errors import DataTestFailure, HavenError, TransientError  # noqa: E402
 from haven.ops import alerts, history, report  # noqa: E402
 from haven.ops.cost import cpu_seconds, estimate  # noqa: E402
+from haven.ops.docs import generate as generate_docs  # noqa: E402
 from haven.ops.lock import exclusive_run  # noqa: E402
-from haven.ops.reconcile import Reconciliation, reconcile  # noqa: E402
+from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
     DbtOutcome,
     dbt_args,
@@ -44,7 +45,7 @@ from haven.transform.dbt import (  # noqa: E402
     run_dbt,
 )
 from haven.warehouse.connection import connect  # noqa: E402
-from haven.warehouse.endpoints import TRANSFORMER, Endpoints, up  # noqa: E402
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints, embedded_server, up  # noqa: E402
 from ingestion.pipeline import IngestReport, ingest  # noqa: E402
 
 TRANSIENT_MARKERS = (
@@ -166,12 +167,8 @@ def freshness_step(settings: Settings, endpoints: Endpoints) -> list[Any]:
 
 @task(name="reconcile", timeout_seconds=900, **RETRY)
 def reconcile_step(settings: Settings, endpoints: Endpoints) -> list[Reconciliation]:
-    with (
-        _measured("reconcile"),
-        connect(endpoints.source_url, purpose="source database") as source,
-        connect(endpoints.warehouse_url, purpose="warehouse") as warehouse,
-    ):
-        return reconcile(source, warehouse, settings.source_schema)
+    with _measured("reconcile"):
+        return reconcile_endpoints(endpoints, settings.source_schema)
 
 
 @task(name="record", timeout_seconds=300, **RETRY)
@@ -189,10 +186,7 @@ def report_step(settings: Settings, endpoints: Endpoints) -> str:
 @task(name="docs", timeout_seconds=900, **RETRY)
 def docs_step(settings: Settings, endpoints: Endpoints) -> None:
     with _measured("docs"):
-        _check_dbt(
-            run_dbt(["docs", *dbt_args("generate")], dbt_environment(settings, endpoints)),
-            "docs generate",
-        )
+        generate_docs(settings, endpoints)
 
 
 T = TypeVar("T")
@@ -218,7 +212,8 @@ def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
     )
     _attempts.clear()
     _body_seconds.clear()
-    cpu_before = cpu_seconds(settings.embedded_dir / "data" if endpoints.embedded else None)
+    server_data = embedded_server(settings).data_dir if endpoints.embedded else None
+    cpu_before = cpu_seconds(server_data)
     wall = time.perf_counter()
 
     def step(name: str, call: Callable[[], T]) -> T:
@@ -264,9 +259,7 @@ def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
         run.wall_seconds = time.perf_counter() - wall
         with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
             size = conn.execute("select pg_database_size(current_database())").fetchone()
-        cpu = (
-            cpu_seconds(settings.embedded_dir / "data" if endpoints.embedded else None) - cpu_before
-        )
+        cpu = cpu_seconds(server_data) - cpu_before
         moved = run.ingest.bytes_moved if run.ingest else 0
         run.cost = estimate(
             settings, cpu=cpu, bytes_moved=moved, warehouse_bytes=int(size[0]) if size else 0

@@ -13,11 +13,10 @@ from pathlib import Path
 from haven.bench.ingest import bench_settings
 from haven.bench.measure import PeakMemory
 from haven.errors import HavenError
-from haven.ops.reconcile import reconcile
+from haven.ops.reconcile import reconcile_endpoints
 from haven.settings import Settings
 from haven.source import simulator
 from haven.transform.dbt import dbt_args, dbt_environment, run_dbt
-from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import Endpoints, up
 
 STAGES = ("ingest", "snapshot", "build", "test", "reconcile")
@@ -84,13 +83,6 @@ def _stages(
                 f"dbt {args[-1]} failed during the benchmark: {names or outcome.error}."
             )
 
-    def reconcile_stage() -> None:
-        with (
-            connect(endpoints.source_url, purpose="source database") as source,
-            connect(endpoints.warehouse_url, purpose="warehouse") as warehouse,
-        ):
-            reconcile(source, warehouse, settings.source_schema)
-
     return {
         "ingest": lambda: ingest(settings, endpoints, full_refresh=full),
         "snapshot": lambda: (
@@ -105,7 +97,7 @@ def _stages(
         ),
         "build": lambda: dbt("run", exclude="+resource_type:snapshot", full_refresh=full),
         "test": lambda: dbt("test"),
-        "reconcile": reconcile_stage,
+        "reconcile": lambda: reconcile_endpoints(endpoints, settings.source_schema),
     }
 
 

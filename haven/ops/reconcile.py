@@ -13,6 +13,8 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
+from haven.warehouse.connection import connect
+from haven.warehouse.endpoints import Endpoints
 from ingestion.app.settings import DELETED_AT, TABLES
 
 MONEY = {
@@ -55,6 +57,15 @@ class Reconciliation:
 def _scalar(conn: psycopg.Connection, query: sql.Composable) -> object:
     row = conn.execute(query).fetchone()
     return row[0] if row else None
+
+
+def reconcile_endpoints(endpoints: Endpoints, source_schema: str) -> list[Reconciliation]:
+    """``reconcile`` over fresh connections to the source (read-only role) and the warehouse."""
+    with (
+        connect(endpoints.source_url, purpose="source database") as source,
+        connect(endpoints.warehouse_url, purpose="warehouse") as warehouse,
+    ):
+        return reconcile(source, warehouse, source_schema)
 
 
 def reconcile(

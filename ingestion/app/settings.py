@@ -36,4 +36,3 @@ TABLES: tuple[TableSpec, ...] = (
 
 DELETED_AT = "_haven_deleted_at"
 """Set on a raw row when its key disappears from the source (a hard delete); never cleared."""
-LOAD_ID = "_dlt_load_id"

@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from haven.ops import history
-from haven.ops.reconcile import reconcile
+from haven.ops.reconcile import reconcile_endpoints
 from haven.settings import PROJECT_DIR, Settings
 from haven.source import simulator
 from haven.transform.dbt import dbt_args, dbt_environment, read_run_results, run_dbt
@@ -40,11 +40,7 @@ def warehouse(haven_home: Path) -> tuple[Settings, Endpoints, dict[str, str]]:
         started_at=datetime.now(UTC), status="completed", ingest=report, wall_seconds=1.0
     )
     run.dbt_results["build"] = read_run_results()
-    with (
-        connect(endpoints.source_url, purpose="source") as source,
-        connect(endpoints.warehouse_url, purpose="warehouse") as warehouse_conn,
-    ):
-        run.reconciliation = reconcile(source, warehouse_conn, "public")
+    run.reconciliation = reconcile_endpoints(endpoints, "public")
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
         history.record(conn, run)
     environment = {
