@@ -18,6 +18,7 @@ from haven.settings import PROJECT_DIR, Settings
 os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
 
 import dlt  # noqa: E402
+import psycopg  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from psycopg import sql  # noqa: E402
 
@@ -117,7 +118,7 @@ def ingest(
             reports[plan.spec.name].problem = plan.problem
         runnable = tuple(plan.spec for plan in plans if plan.problem is None)
         loaded = {
-            plan.spec.name: loaded_versions(warehouse, plan.spec, lag)
+            plan.spec.name: loaded_versions(warehouse, plan.spec, plan.key, lag)
             for plan in plans
             if plan.problem is None and plan.raw_exists and plan.spec.mutable
         }
@@ -137,6 +138,7 @@ def ingest(
             loaded=loaded,
             first_loads=frozenset(plan.spec.name for plan in plans if not plan.raw_exists),
             decimals={plan.spec.name: plan.decimals for plan in plans},
+            primary_keys={plan.spec.name: plan.key for plan in plans},
             on_batch=on_batch,
         )
         dlt_pipeline = pipeline(settings, endpoints)
@@ -167,12 +169,30 @@ def ingest(
         connect(endpoints.source_url, purpose="source database") as source,
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
     ):
-        for spec in runnable:
-            if spec.mutable:
-                reports[spec.name].deleted = detect_deletes(
-                    source, warehouse, settings.source_schema, spec, load_started
-                )
+        for plan in plans:
+            if plan.problem is None and plan.spec.mutable:
+                _detect_deletes(source, warehouse, settings, plan, load_started, reports)
     return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved)
+
+
+def _detect_deletes(
+    source: psycopg.Connection,
+    warehouse: psycopg.Connection,
+    settings: Settings,
+    plan: TablePlan,
+    load_started: datetime,
+    reports: dict[str, TableReport],
+) -> None:
+    """Hard-delete detection for one table; a failure stops only this table, with the cause named,
+    and leaves nothing half-done (the marking runs in one transaction)."""
+    try:
+        reports[plan.spec.name].deleted = detect_deletes(
+            source, warehouse, settings.source_schema, plan.spec, plan.key, load_started
+        )
+    except psycopg.Error as error:
+        reports[
+            plan.spec.name
+        ].problem = f"hard-delete detection for {plan.spec.name} failed: {_root_cause(error)}"
 
 
 def reset(settings: Settings, endpoints: Endpoints) -> None:

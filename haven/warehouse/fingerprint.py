@@ -20,7 +20,7 @@ def table_fingerprint(
     table: str,
     columns: list[str],
     *,
-    key: str = "id",
+    key: str | tuple[str, ...] = "id",
     where: sql.Composable | None = None,
 ) -> Fingerprint:
     """Row count and an md5 over every row's text form in key order.
@@ -36,7 +36,9 @@ def table_fingerprint(
         " from {schema}.{table}"
     ).format(
         row=row_text,
-        key=sql.Identifier(key),
+        key=sql.SQL(", ").join(
+            sql.Identifier(name) for name in ((key,) if isinstance(key, str) else key)
+        ),
         schema=sql.Identifier(schema),
         table=sql.Identifier(table),
     )

@@ -31,6 +31,7 @@ def app(
     loaded: Mapping[str, pa.Table | None] | None = None,
     first_loads: frozenset[str] = frozenset(),
     decimals: Mapping[str, dict[str, tuple[int, int]]] | None = None,
+    primary_keys: Mapping[str, tuple[str, ...]] | None = None,
     on_batch: BatchCallback | None = None,
 ) -> list[DltResource]:
     """One resource per table in ``tables``.
@@ -40,6 +41,7 @@ def app(
     Tables in ``first_loads`` have no raw table yet: they are appended straight into it, which
     gives the same rows as a merge without dlt's staging copy and merge statement.
     ``decimals`` holds each table's source ``numeric(p, s)`` columns, restored after connectorx.
+    ``primary_keys`` holds each table's primary key as the source's catalog declares it.
     ``on_batch`` is told the table and row count of every extracted batch (progress).
     """
     return [
@@ -53,6 +55,7 @@ def app(
             already_loaded=(loaded or {}).get(spec.name),
             first_load=spec.name in first_loads,
             decimals=(decimals or {}).get(spec.name, {}),
+            key=(primary_keys or {}).get(spec.name, spec.primary_key),
             on_batch=on_batch,
         )
         for spec in tables
@@ -70,6 +73,7 @@ def _table_resource(
     already_loaded: pa.Table | None,
     first_load: bool,
     decimals: dict[str, tuple[int, int]],
+    key: tuple[str, ...],
     on_batch: BatchCallback | None,
 ) -> DltResource:
     resource = sql_table(
@@ -87,12 +91,12 @@ def _table_resource(
             on_cursor_value_missing="raise",
         ),
         write_disposition="append" if first_load else spec.disposition,
-        primary_key=spec.primary_key,
+        primary_key=list(key),
     )
     if decimals:
         resource.add_map(lambda batch: restore_decimals(batch, decimals))
     if spec.mutable and already_loaded is not None:
-        resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec))
+        resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec.cursor))
         # an empty table would reach the loader as a parquet file without row groups
         resource.add_filter(lambda batch: batch.num_rows > 0)
     if on_batch is not None:

@@ -48,6 +48,8 @@ class TablePlan:
     new_columns: list[str] = field(default_factory=list)
     problem: str | None = None
     raw_exists: bool = False
+    key: tuple[str, ...] = ()
+    """The primary key columns, from the source's catalog (the spec's declared key otherwise)."""
     decimals: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Source ``numeric(p, s)`` columns: connectorx hands them over as decimal(38, 10)."""
 
@@ -82,8 +84,10 @@ def preflight(
     if not columns:
         plan.problem = f"source table {source_schema}.{spec.name} does not exist or is not readable"
         return plan
-    if spec.primary_key not in columns:
-        plan.problem = f"source table {spec.name} has no primary key column {spec.primary_key}"
+    plan.key = primary_key(source, source_schema, spec.name) or spec.primary_key
+    missing = [name for name in plan.key if name not in columns]
+    if missing:
+        plan.problem = f"source table {spec.name} has no primary key column {', '.join(missing)}"
         return plan
     plan.decimals = {
         name: (precision, scale)
@@ -111,33 +115,66 @@ def preflight(
                 f"to {data_type} in the source"
             )
             return plan
-    if columns[spec.primary_key][1]:
+    for name in plan.key:
+        if not columns[name][1]:
+            continue
         nulls = source.execute(
             sql.SQL("select count(*) from {}.{} where {} is null").format(
-                sql.Identifier(source_schema),
-                sql.Identifier(spec.name),
-                sql.Identifier(spec.primary_key),
+                sql.Identifier(source_schema), sql.Identifier(spec.name), sql.Identifier(name)
             )
         ).fetchone()
         if nulls and nulls[0]:
-            plan.problem = f"primary key column {spec.name}.{spec.primary_key} has {nulls[0]} NULL value(s) in the source"
+            plan.problem = (
+                f"primary key column {spec.name}.{name} has {nulls[0]} NULL value(s) in the source"
+            )
+            return plan
     return plan
 
 
+def primary_key(conn: psycopg.Connection, schema: str, table: str) -> tuple[str, ...]:
+    """The columns of a table's primary key constraint, in key order; empty when it has none."""
+    rows = conn.execute(
+        "select a.attname from pg_index as i"
+        " join pg_class as c on c.oid = i.indrelid"
+        " join pg_namespace as n on n.oid = c.relnamespace"
+        " cross join lateral unnest(i.indkey) with ordinality as k (attnum, position)"
+        " join pg_attribute as a on a.attrelid = c.oid and a.attnum = k.attnum"
+        " where i.indisprimary and n.nspname = %s and c.relname = %s"
+        " order by k.position",
+        (schema, table),
+    ).fetchall()
+    return tuple(name for (name,) in rows)
+
+
+def column_types(
+    conn: psycopg.Connection, schema: str, table: str, columns: tuple[str, ...]
+) -> dict[str, str]:
+    """``{column: SQL type}`` as ``format_type`` spells it, usable in a cast or a CREATE TABLE."""
+    rows = conn.execute(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute as a"
+        " join pg_class as c on c.oid = a.attrelid"
+        " join pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s and a.attname = any(%s) and not a.attisdropped",
+        (schema, table, list(columns)),
+    ).fetchall()
+    return dict(rows)
+
+
 def loaded_versions(
-    warehouse: psycopg.Connection, spec: TableSpec, lag: timedelta
+    warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ...], lag: timedelta
 ) -> pa.Table | None:
-    """The (key, cursor) pairs raw already holds inside the overlap window.
+    """The (key, cursor) pairs raw already holds inside the overlap window, keys as text.
 
     The incremental cursor re-reads ``lag`` before its last value so late commits are not missed;
     rows that come back unchanged are filtered out against these pairs, so a run with no source
-    change loads nothing.
+    change loads nothing. Keys travel as text so every key type (integers, uuid, text, composite)
+    compares the same way.
     """
     query = sql.SQL(
-        "select {key}, {cursor} from raw_app.{table}"
+        "select {keys}, {cursor} from raw_app.{table}"
         " where {cursor} >= (select max({cursor}) from raw_app.{table}) - %s"
     ).format(
-        key=sql.Identifier(spec.primary_key),
+        keys=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in key),
         cursor=sql.Identifier(spec.cursor),
         table=sql.Identifier(spec.name),
     )
@@ -145,25 +182,25 @@ def loaded_versions(
         rows = cursor.execute(query, (lag,)).fetchall()
     if not rows:
         return None
-    keys, cursors = zip(*rows, strict=True)
-    return pa.table(
-        {
-            spec.primary_key: pa.array(keys, pa.int64()),
-            spec.cursor: pa.array(cursors, pa.timestamp("us", tz="UTC")),
-        }
-    )
+    values = list(zip(*rows, strict=True))
+    columns = {name: pa.array(values[i], pa.string()) for i, name in enumerate(key)}
+    columns[spec.cursor] = pa.array(values[-1], pa.timestamp("us", tz="UTC"))
+    return pa.table(columns)
 
 
-def drop_loaded(batch: pa.Table, loaded: pa.Table | None, spec: TableSpec) -> pa.Table:
-    """``batch`` without the rows whose (key, cursor) raw already has."""
+def drop_loaded(batch: pa.Table, loaded: pa.Table | None, cursor: str) -> pa.Table:
+    """``batch`` without the rows whose (key, cursor) raw already has (``loaded``'s columns)."""
     if loaded is None or batch.num_rows == 0:
         return batch
-    keys = [spec.primary_key, spec.cursor]
-    probe = (
-        batch.select(keys)
-        .cast(loaded.schema)
-        .append_column("_row", pa.array(range(batch.num_rows)))
-    )
+    keys = loaded.column_names
+    probe = pa.table(
+        {
+            name: batch.column(name).cast(
+                pa.string() if name != cursor else loaded.schema.field(name).type
+            )
+            for name in keys
+        }
+    ).append_column("_row", pa.array(range(batch.num_rows)))
     fresh = probe.join(loaded, keys=keys, join_type="left anti")
     return (
         batch.take(fresh.column("_row").combine_chunks().sort())
@@ -175,10 +212,11 @@ def drop_loaded(batch: pa.Table, loaded: pa.Table | None, spec: TableSpec) -> pa
 def key_fingerprint_sql(
     key: sql.Composable, relation: sql.Composable, where: sql.Composable | None = None
 ) -> sql.Composed:
-    """count and order-free hash sum of the keys: equal on both sides means the key sets agree
-    (a collision needs two different key sets with the same 64-bit hash sum and count)."""
+    """count and order-free hash sum of the keys' text form: equal on both sides means the key
+    sets agree (a collision needs two different key sets with the same 64-bit hash sum and
+    count). ``key`` is an expression that renders the key the same way on both servers."""
     query = sql.SQL(
-        "select count(*), coalesce(sum(hashint8({key})::numeric), 0) from {relation}"
+        "select count(*), coalesce(sum(hashtextextended({key}, 0)::numeric), 0) from {relation}"
     ).format(key=key, relation=relation)
     return query + sql.SQL(" where ") + where if where is not None else query
 
@@ -188,36 +226,51 @@ def detect_deletes(
     warehouse: psycopg.Connection,
     source_schema: str,
     spec: TableSpec,
+    key: tuple[str, ...],
     load_started: datetime,
 ) -> int:
     """Mark raw rows whose key is gone from the source; return how many were newly marked.
 
     A cheap fingerprint of both key sets decides whether anything was deleted at all; only then
-    are the source keys copied to the warehouse (binary COPY) and anti-joined.
+    are the source keys copied to the warehouse (binary COPY) and anti-joined. The source keys
+    are cast to raw's column types (read from the catalog) so the binary COPY matches whatever
+    the key's type is: smallint, integer, bigint, uuid, text, or several columns.
     """
-    key = sql.Identifier(spec.primary_key)
     raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
     live = sql.SQL("{} is null").format(sql.Identifier(DELETED_AT))
     source_relation = sql.SQL("{}.{}").format(
         sql.Identifier(source_schema), sql.Identifier(spec.name)
     )
+    if not column_types(warehouse, "raw_app", spec.name, key):
+        return 0  # nothing landed yet (an empty source table), so nothing can have gone
     warehouse.execute(
         sql.SQL("alter table {} add column if not exists {} timestamptz").format(
             raw, sql.Identifier(DELETED_AT)
         )
     )
-    source_print = source.execute(key_fingerprint_sql(key, source_relation)).fetchone()
-    raw_print = warehouse.execute(key_fingerprint_sql(key, raw, live)).fetchone()
+    types = column_types(warehouse, "raw_app", spec.name, key)
+    cast = [sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(types[name])) for name in key]
+    as_text = sql.SQL(" || '|' || ").join(sql.SQL("({})::text").format(part) for part in cast)
+    source_print = source.execute(key_fingerprint_sql(as_text, source_relation)).fetchone()
+    raw_print = warehouse.execute(key_fingerprint_sql(as_text, raw, live)).fetchone()
     if source_print == raw_print:
         return 0
     with warehouse.transaction():
         warehouse.execute(
-            "create temporary table source_keys (id bigint primary key) on commit drop"
+            sql.SQL(
+                "create temporary table source_keys ({}, primary key ({})) on commit drop"
+            ).format(
+                sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(types[name]))
+                    for name in key
+                ),
+                sql.SQL(", ").join(sql.Identifier(name) for name in key),
+            )
         )
         with (
             source.cursor().copy(
                 sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
-                    key, source_relation
+                    sql.SQL(", ").join(cast), source_relation
                 )
             ) as out,
             warehouse.cursor().copy("copy source_keys from stdin (format binary)") as into,
@@ -227,8 +280,14 @@ def detect_deletes(
         marked = warehouse.execute(
             sql.SQL(
                 "update {raw} as r set {deleted} = %s where r.{deleted} is null"
-                " and not exists (select from source_keys as s where s.id = r.{key})"
-            ).format(raw=raw, deleted=sql.Identifier(DELETED_AT), key=key),
+                " and not exists (select from source_keys as s where {match})"
+            ).format(
+                raw=raw,
+                deleted=sql.Identifier(DELETED_AT),
+                match=sql.SQL(" and ").join(
+                    sql.SQL("s.{name} = r.{name}").format(name=sql.Identifier(name)) for name in key
+                ),
+            ),
             (load_started,),
         )
         return marked.rowcount

@@ -9,7 +9,8 @@ from typing import Literal
 @dataclass(frozen=True)
 class TableSpec:
     name: str
-    primary_key: str = "id"
+    primary_key: tuple[str, ...] = ("id",)
+    """The key to use when the source table declares no primary key; a declared one wins."""
     cursor: str = "updated_at"
     disposition: Literal["merge", "append"] = "merge"
 

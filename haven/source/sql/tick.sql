@@ -321,3 +321,36 @@ update vendors
 set commission_rate = round((0.05 + sim.u(218 + {day} * 1000, id) * 0.15)::numeric, 4),
     updated_at = timestamptz '{start}' + interval '1 day' * sim.u(219 + {day} * 1000, id)
 where sim.u(220 + {day} * 1000, id) < 0.002;
+
+-- the application's other hard deletes: a seasonal category opened for the day and retired the
+-- next day (nobody lists in it), customer accounts closed before a first order, reviews removed
+-- by moderation. Vendors, orders and money rows are never deleted: they carry sales history.
+-- Never the newest row of a table (ids are max + n, so a deleted maximum would be handed out
+-- again) and never a row the defect record points at.
+insert into categories (id, parent_id, name, slug, created_at, updated_at)
+select
+    b.base + 1,
+    1 + floor(sim.u(240 + {day} * 1000, b.base + 1) * 8)::integer,
+    'Seasonal picks, day {day}',
+    'seasonal-day-{day}',
+    timestamptz '{start}' + interval '1 day' * sim.u(241 + {day} * 1000, b.base + 1),
+    timestamptz '{start}' + interval '1 day' * sim.u(241 + {day} * 1000, b.base + 1)
+from (select max(id) as base from categories) as b;
+
+delete from categories as c
+where c.slug like 'seasonal-%'
+    and c.id < (select max(id) from categories)
+    and not exists (select from listings as l where l.category_id = c.id)
+    and not exists (select from categories as k where k.parent_id = c.id);
+
+delete from customers as c
+where c.id < (select max(id) from customers)
+    and sim.u(243 + {day} * 1000, c.id) < 0.002
+    and not exists (select from orders as o where o.customer_id = c.id)
+    and not exists (select from reviews as r where r.customer_id = c.id)
+    and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id);
+
+delete from reviews as r
+where r.id < (select max(id) from reviews)
+    and sim.u(245 + {day} * 1000, r.id) < 0.002
+    and not exists (select from sim.defects as d where d.table_name = 'reviews' and d.row_id = r.id);
