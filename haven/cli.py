@@ -138,6 +138,8 @@ def ingest(
             full_refresh=full_refresh,
             progress=lambda step: status.update(step),
         )
+    if report.recovered:
+        console.print(report.recovered)
     table = Table(title=f"raw_app after ingest (load {report.load_id or 'none'})")
     for column in ("table", "extracted", "loaded", "hard deletes", "notes"):
         table.add_column(

@@ -19,6 +19,7 @@ os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
 
 import dlt  # noqa: E402
 import psycopg  # noqa: E402
+from dlt.extract.state import reset_resource_state  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from psycopg import sql  # noqa: E402
 
@@ -61,6 +62,8 @@ class IngestReport:
     load_id: str | None
     bytes_moved: int = 0
     """Size of the load files written for this run (what crossed from source to warehouse)."""
+    recovered: str | None = None
+    """One line on what an interrupted earlier ingest left behind and how it was undone."""
 
     @property
     def failed(self) -> list[TableReport]:
@@ -102,9 +105,15 @@ def ingest(
     lag = timedelta(seconds=settings.ingest_lag_seconds)
     reports = {spec.name: TableReport(spec.name) for spec in tables}
 
+    dlt_pipeline = pipeline(settings, endpoints)
+    recovered = None
     if full_refresh:
         progress("dropping raw_app and the incremental state")
         reset(settings, endpoints)
+        dlt_pipeline = pipeline(settings, endpoints)
+    else:
+        progress("looking for an interrupted ingest")
+        recovered = recover(dlt_pipeline, endpoints, (*TABLES, *tables), progress)
     progress("checking the source schema against raw_app")
     with (
         connect(endpoints.source_url, purpose="source database") as source,
@@ -130,18 +139,19 @@ def ingest(
     load_id = None
     bytes_moved = 0
     if runnable:
+        first_loads = frozenset(plan.spec.name for plan in plans if not plan.raw_exists)
+        forget_cursors(dlt_pipeline, first_loads)
         source = app(
             credentials=endpoints.source_url,
             schema=settings.source_schema,
             tables=runnable,
             lag_seconds=settings.ingest_lag_seconds,
             loaded=loaded,
-            first_loads=frozenset(plan.spec.name for plan in plans if not plan.raw_exists),
+            first_loads=first_loads,
             decimals={plan.spec.name: plan.decimals for plan in plans},
             primary_keys={plan.spec.name: plan.key for plan in plans},
             on_batch=on_batch,
         )
-        dlt_pipeline = pipeline(settings, endpoints)
         try:
             progress("extracting")
             dlt_pipeline.extract(source, loader_file_format="parquet")
@@ -172,7 +182,90 @@ def ingest(
         for plan in plans:
             if plan.problem is None and plan.spec.mutable:
                 _detect_deletes(source, warehouse, settings, plan, load_started, reports)
-    return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved)
+    return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved, recovered)
+
+
+def recover(
+    dlt_pipeline: dlt.Pipeline,
+    endpoints: Endpoints,
+    tables: tuple[TableSpec, ...] = TABLES,
+    progress: Progress = lambda _: None,
+) -> str | None:
+    """Finish what a killed or failed ingest left half done, before this run plans its own work.
+
+    dlt keeps an interrupted run's load packages and, left alone, loads them beside this run's
+    own: a first load or an append-only table then gets its rows twice. So pending packages are
+    completed first (dlt resumes them job by job; merges are idempotent on the key), and only then
+    does this run look at raw and extract what is still missing. A job whose COPY had committed
+    when the process died is replayed by dlt; the exact copies that leaves (same key, same load
+    id) are removed. A package that cannot be completed is aborted instead, which rewinds dlt's
+    cursors to where it started, and the rows it had appended are removed so they arrive once.
+    Returns one line saying what was recovered, or None when nothing was pending.
+    """
+    pending = sorted(
+        {
+            *dlt_pipeline.list_extracted_load_packages(),
+            *dlt_pipeline.list_normalized_load_packages(),
+        }
+    )
+    if not pending:
+        return None
+    progress(f"completing {len(pending)} load package(s) left by an interrupted ingest")
+    try:
+        dlt_pipeline.normalize()
+        dlt_pipeline.load()
+        completed = True
+    except PipelineStepFailed:
+        completed = False
+        try:
+            dlt_pipeline.abort_packages()
+        except PipelineStepFailed as error:
+            raise HavenError(
+                "Could not complete or discard the unfinished load left by an interrupted "
+                f"ingest: {_root_cause(error)}."
+            ) from None
+    removed = 0
+    with (
+        connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
+        warehouse.transaction(),
+    ):
+        for spec in dict.fromkeys(tables):
+            relation = sql.SQL("{}.{}").format(sql.Identifier(DATASET), sql.Identifier(spec.name))
+            exists = warehouse.execute(
+                "select to_regclass(%s) is not null", (f"{DATASET}.{spec.name}",)
+            ).fetchone()
+            if not exists or not exists[0]:
+                continue
+            if completed:
+                statement = sql.SQL(
+                    "delete from {relation} as r using (select ctid from (select ctid,"
+                    " row_number() over (partition by t::text order by ctid) as copy"
+                    " from {relation} as t where _dlt_load_id = any(%s)) as c where c.copy > 1)"
+                    " as d where r.ctid = d.ctid"
+                ).format(relation=relation)
+            elif not spec.mutable:
+                statement = sql.SQL("delete from {} where _dlt_load_id = any(%s)").format(relation)
+            else:
+                continue
+            removed += warehouse.execute(statement, (pending,)).rowcount
+    done = "completed" if completed else "could not complete, so discarded and redo"
+    return (
+        f"recovered an interrupted ingest: {done} {len(pending)} unfinished load package(s),"
+        f" removed {removed:,} row(s) that would have been duplicates"
+    )
+
+
+def forget_cursors(dlt_pipeline: dlt.Pipeline, tables: frozenset[str]) -> None:
+    """A table that is not in raw_app is loaded from its beginning, whatever cursor dlt remembers
+    (a raw table dropped by hand, or a full refresh killed after dropping raw but before dlt's
+    state was reset)."""
+    if not tables:
+        return
+    with dlt_pipeline.managed_state() as state:
+        source_state = state.get("sources", {}).get(PIPELINE_NAME)
+        if source_state is not None:
+            for table in tables:
+                reset_resource_state(table, source_state)
 
 
 def _detect_deletes(
@@ -196,9 +289,11 @@ def _detect_deletes(
 
 
 def reset(settings: Settings, endpoints: Endpoints) -> None:
-    """Forget everything loaded: dlt's local working state and every table in raw_app (dlt's
-    state table included, or the next run would restore the incremental cursors from it)."""
-    pipeline(settings, endpoints).drop()
+    """Forget everything loaded: every table in raw_app (dlt's state table included, or the next
+    run would restore the incremental cursors from it), then dlt's local working state.
+
+    Raw goes first, in one transaction: if this is killed half way, raw is either whole or empty,
+    and a table missing from raw is always loaded from its beginning (``forget_cursors``)."""
     with (
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
         warehouse.transaction(),
@@ -213,6 +308,7 @@ def reset(settings: Settings, endpoints: Endpoints) -> None:
                     sql.Identifier(schema), sql.Identifier(table)
                 )
             )
+    pipeline(settings, endpoints).drop()
 
 
 def _root_cause(error: BaseException) -> str:

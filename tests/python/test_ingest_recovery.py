@@ -1,0 +1,167 @@
+"""A killed ingest never loses or duplicates a row: `haven ingest` is SIGKILLed at each phase of
+dlt's work (during extract, after normalize, during load, between tables), for a full refresh and
+for an incremental run, and the next plain `haven ingest` must leave raw equal to the source.
+
+The phase is found by watching dlt's package directories, not by sleeping; after the kill the
+frozen directories are checked again, and a run that had already moved past the phase is retried.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from haven.source import simulator
+from ingestion.app.settings import DELETED_AT, TABLES
+from ingestion.pipeline import PIPELINE_NAME, ingest
+from tests.python.conftest import HAVEN, run_haven, settings_for
+from tests.python.test_ingest import assert_raw_equals_source
+
+
+def _files(directory: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(directory) if entry.is_file()]
+    except FileNotFoundError:
+        return []
+
+
+def _packages(root: Path, *parts: str) -> list[Path]:
+    try:
+        return [Path(entry.path) for entry in os.scandir(root.joinpath(*parts)) if entry.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
+def _extracting(root: Path) -> bool:
+    """dlt has opened a package for the extracted files and not committed it yet."""
+    return not _packages(root, "normalize", "extracted") and any(
+        _packages(temp) for temp in _packages(root, "normalize") if temp.name != "extracted"
+    )
+
+
+def _normalized_unloaded(root: Path) -> bool:
+    """A normalized package waits and no job of it has started."""
+    return any(
+        _files(package / "new_jobs")
+        and not _files(package / "started_jobs")
+        and not _files(package / "completed_jobs")
+        for package in _packages(root, "load", "normalized")
+    )
+
+
+def _loading_first_table(root: Path) -> bool:
+    """Jobs are running and none has finished."""
+    return any(
+        _files(package / "started_jobs") and not _files(package / "completed_jobs")
+        for package in _packages(root, "load", "normalized")
+    )
+
+
+def _between_tables(root: Path) -> bool:
+    """Some tables are loaded, others still wait."""
+    return any(
+        any(not name.startswith("_dlt") for name in _files(package / "completed_jobs"))
+        and (_files(package / "new_jobs") or _files(package / "started_jobs"))
+        for package in _packages(root, "load", "normalized")
+    )
+
+
+PHASES: dict[str, Callable[[Path], bool]] = {
+    "during extract": _extracting,
+    "after normalize": _normalized_unloaded,
+    "during load": _loading_first_table,
+    "between tables": _between_tables,
+}
+
+
+def _kill_at(phase: Callable[[Path], bool], dlt_dir: Path, args: list[str], env: dict) -> bool:
+    """Run ``haven ingest`` and SIGKILL it as soon as ``phase`` holds; True when the frozen
+    directories show the process really died in that phase."""
+    process = subprocess.Popen(
+        [HAVEN, "ingest", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if phase(dlt_dir):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return phase(dlt_dir)
+        return False
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _assert_no_duplicate_live_keys(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url) as raw:
+        for spec in TABLES:
+            live = f"where {DELETED_AT} is null" if spec.mutable else ""
+            duplicated = raw.execute(
+                f"select count(*) - count(distinct id) from raw_app.{spec.name} {live}"
+            ).fetchone()[0]
+            assert duplicated == 0, f"raw_app.{spec.name} holds {duplicated} duplicated live rows"
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("mode", ["full refresh", "incremental"])
+def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str, phase: str):
+    name = f"kill_{mode.split()[0]}_{phase.split()[-1]}"
+    settings = settings_for(haven_home, name)
+    endpoints = simulator_source(settings)
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")},
+        "HAVEN_HOME": str(haven_home),
+        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+        "HAVEN_SOURCE_DATABASE": settings.source_database,
+    }
+    args = ["--full-refresh"] if mode == "full refresh" else []
+    for _attempt in range(5):
+        if mode == "incremental":
+            simulator.tick(endpoints, days=2)
+        if _kill_at(PHASES[phase], settings.dlt_dir / PIPELINE_NAME, args, env):
+            break
+        # the process finished or moved past the phase before the signal landed: try again
+        assert not ingest(settings, endpoints).failed
+    else:
+        pytest.fail(f"haven ingest was never caught {phase}")
+
+    rerun = run_haven(
+        "ingest",
+        env={
+            "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+            "HAVEN_SOURCE_DATABASE": settings.source_database,
+        },
+        home=haven_home,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    if phase != "during extract":
+        assert "recovered an interrupted ingest" in rerun.stdout + rerun.stderr
+    _assert_no_duplicate_live_keys(endpoints.warehouse_url)
+    assert_raw_equals_source(endpoints)
+    again = ingest(settings, endpoints)
+    assert again.recovered is None
+    assert again.loaded_rows == 0, {t: r.loaded for t, r in again.tables.items() if r.loaded}
+
+
+def simulator_source(settings):
+    """A small source, loaded once when the run under test is incremental."""
+    from haven.warehouse.endpoints import up
+
+    endpoints = up(settings)
+    simulator.init(endpoints, scale=0.03, seed=5, replace=True)
+    assert not ingest(settings, endpoints, full_refresh=True).failed
+    return endpoints
