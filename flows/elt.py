@@ -1,5 +1,6 @@
-"""The ``elt`` flow: ingest → snapshot → build and test → source freshness → reconcile → record →
-report. Thin: each task calls code that already exists; the flow only sequences them.
+"""The ``elt`` flow: ingest → build (one ``dbt build``: staging, snapshots, marts, features and
+their tests in DAG order) → source freshness → reconcile → record → report. Thin: each task
+calls code that already exists; the flow only sequences them.
 
 Transient failures (lost connections, a server restarting) are retried with exponential backoff
 and jitter; a failed data test or a schema contract violation fails the run at once, naming the
@@ -128,26 +129,14 @@ def ingest_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) ->
         return report
 
 
-@task(name="snapshot", timeout_seconds=1800, **RETRY)
-def snapshot_step(settings: Settings, endpoints: Endpoints) -> list[Any]:
-    """Snapshots read staging, so this builds the snapshots with everything upstream of them
-    (and the tests whose parents are all upstream: "cautious"); the build step runs the rest."""
-    with _measured("snapshot"):
-        outcome = run_dbt(
-            dbt_args("build", select="+resource_type:snapshot", indirect_selection="cautious"),
-            dbt_environment(settings, endpoints),
-        )
-        results = read_run_results()
-        _check_dbt(outcome, "snapshot")
-        return results
-
-
 @task(name="build", timeout_seconds=3600, **RETRY)
 def build_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> list[Any]:
+    """One ``dbt build`` for the whole project: dbt parses once and runs seeds, staging,
+    snapshots, marts, features and every test in DAG order, so staging is built once and the
+    snapshots still read it before the marts read them."""
     with _measured("build"):
         outcome = run_dbt(
-            dbt_args("build", exclude="resource_type:snapshot", full_refresh=full_refresh),
-            dbt_environment(settings, endpoints),
+            dbt_args("build", full_refresh=full_refresh), dbt_environment(settings, endpoints)
         )
         results = read_run_results()
         _check_dbt(outcome, "build")
@@ -240,9 +229,6 @@ def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
     with exclusive_run(endpoints.role_url(TRANSFORMER)):
         try:
             run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
-            run.dbt_results["snapshot"] = step(
-                "snapshot", lambda: snapshot_step(settings, endpoints)
-            )
             run.dbt_results["build"] = step(
                 "build", lambda: build_step(settings, endpoints, full_refresh)
             )

@@ -2,7 +2,8 @@
 
 -- Point in time: a feature as of day D uses only events that happened before D (order placed,
 -- refund issued, review written). Current statuses are never read: an order refunded after D
--- counts as not refunded on D.
+-- counts as not refunded on D. Customers come from their SCD2 history, so an account closed (hard
+-- deleted) later still has its features as of the dates when it existed.
 
 with
 
@@ -14,10 +15,11 @@ as_of_dates as (
 
 customers as (
 
-    select
+    select distinct on (customer_id)
         customer_id,
         created_at
-    from {{ ref('stg_app__customers') }}
+    from {{ ref('snp_customers') }}
+    order by customer_id asc, dbt_valid_from asc
 
 ),
 

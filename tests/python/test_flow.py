@@ -103,8 +103,8 @@ def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
         and counts["reconciliation"] == 11
     )
     assert counts["dbt_results"] > 150
-    assert counts["run_tasks"] == 5, (
-        "ingest, snapshot, build, freshness, reconcile (record and report come after)"
+    assert counts["run_tasks"] == 4, (
+        "ingest, build, freshness, reconcile (record and report come after)"
     )
     assert unbalanced == []
     assert Path(summary.report_path or "").read_text().count("<svg") >= 8

@@ -323,8 +323,9 @@ set commission_rate = round((0.05 + sim.u(218 + {day} * 1000, id) * 0.15)::numer
 where sim.u(220 + {day} * 1000, id) < 0.002;
 
 -- the application's other hard deletes: a seasonal category opened for the day and retired the
--- next day (nobody lists in it), customer accounts closed before a first order, reviews removed
--- by moderation. Vendors, orders and money rows are never deleted: they carry sales history.
+-- next day (nobody lists in it), customer accounts closed before a first order. Vendors, orders,
+-- money rows and reviews are never deleted: they carry sales history (and a review that existed
+-- on a date is part of the features as of that date).
 -- Never the newest row of a table (ids are max + n, so a deleted maximum would be handed out
 -- again) and never a row the defect record points at.
 insert into categories (id, parent_id, name, slug, created_at, updated_at)
@@ -349,8 +350,3 @@ where c.id < (select max(id) from customers)
     and not exists (select from orders as o where o.customer_id = c.id)
     and not exists (select from reviews as r where r.customer_id = c.id)
     and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id);
-
-delete from reviews as r
-where r.id < (select max(id) from reviews)
-    and sim.u(245 + {day} * 1000, r.id) < 0.002
-    and not exists (select from sim.defects as d where d.table_name = 'reviews' and d.row_id = r.id);
