@@ -215,6 +215,11 @@ def build(
         )
     if not outcome.success:
         raise HavenError(f"dbt build failed: {outcome.error or 'see the dbt log in logs/dbt.log'}.")
+    if select and not outcome.nodes:
+        raise HavenError(
+            f"--select {select!r} matches no model, seed, snapshot or test; "
+            "check the name (`dbt ls` lists them)."
+        )
 
 
 @app.command()
@@ -367,6 +372,8 @@ def docs(
     from haven.ops.docs import generate, serve_directory
     from haven.settings import PROJECT_DIR
 
+    if serve and port != 0:
+        _check_port_free(port, option="--port")
     settings = get_settings()
     generate(settings, warehouse.up(settings))
     if serve:
@@ -401,6 +408,8 @@ def mcp(
     from haven.mcp_server.tools import Connections
     from haven.warehouse.endpoints import MCP, TRANSFORMER
 
+    if http is not None:
+        _check_port_free(http, option="--http")
     endpoints = warehouse.up(get_settings())
     server = build_server(Connections(endpoints.role_url(MCP), endpoints.role_url(TRANSFORMER)))
     if http is None:
@@ -533,6 +542,21 @@ def _machine() -> str:
     import psutil
 
     return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+
+
+def _check_port_free(port: int, *, option: str) -> None:
+    """A port the user gave: in range and free on 127.0.0.1, or one sentence saying which."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise HavenError(f"{option} must be a port between 1 and 65535, got {port}.")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise HavenError(
+                f"Port {port} on 127.0.0.1 is already in use; choose another with {option}."
+            ) from None
 
 
 def main() -> None:

@@ -1,0 +1,58 @@
+"""Mistakes a user can make at the command line: each ends in one sentence, exit code 1, and no
+traceback. Table-driven: a row is the command, its environment, and words the sentence must hold."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.python.conftest import run_haven
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+CASES = [
+    (["status"], {"HAVEN_WAREHOUSE_URL": "[bad"}, "postgresql:// URL"),
+    (["status"], {"HAVEN_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/wh"}, "Cannot connect"),
+    (["ingest"], {"HAVEN_SOURCE_URL": "mysql://x@y/z"}, "postgresql:// URL"),
+    (["mcp", "--http", "99999"], {}, "between 1 and 65535"),
+    (["mcp", "--http", "0"], {}, "between 1 and 65535"),
+    (["docs", "--port", "70000"], {}, "between 1 and 65535"),
+    (["source", "tick", "--days", "0"], {}, "--days"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), CASES, ids=lambda v: str(v)[:40])
+def test_user_error_is_one_sentence_and_exit_1(args, env, expected, haven_home) -> None:
+    result = run_haven(*args, env=env, home=haven_home)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert expected in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_named(busy_port, haven_home) -> None:
+    result = run_haven("mcp", "--http", str(busy_port), home=haven_home)
+    assert result.returncode == 1
+    assert f"Port {busy_port}" in result.stdout + result.stderr and "in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_dbt_selector_fails(module_env, haven_home) -> None:
+    settings, _ = module_env
+    result = run_haven(
+        "build",
+        "--select",
+        "nonexistent_model",
+        env={"HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database},
+        home=haven_home,
+    )
+    assert result.returncode == 1
+    assert "matches no model" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
