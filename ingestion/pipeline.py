@@ -105,14 +105,13 @@ def ingest(
     lag = timedelta(seconds=settings.ingest_lag_seconds)
     reports = {spec.name: TableReport(spec.name) for spec in tables}
 
-    dlt_pipeline = pipeline(settings, endpoints)
     recovered = None
     if full_refresh:
         progress("dropping raw_app and the incremental state")
-        reset(settings, endpoints)
-        dlt_pipeline = pipeline(settings, endpoints)
+        dlt_pipeline = reset(settings, endpoints)
     else:
         progress("looking for an interrupted ingest")
+        dlt_pipeline = pipeline(settings, endpoints)
         recovered = recover(dlt_pipeline, endpoints, (*TABLES, *tables), progress)
     progress("checking the source schema against raw_app")
     with (
@@ -197,8 +196,8 @@ def recover(
     own: a first load or an append-only table then gets its rows twice. So pending packages are
     completed first (dlt resumes them job by job; merges are idempotent on the key), and only then
     does this run look at raw and extract what is still missing. A job whose COPY had committed
-    when the process died is replayed by dlt; the exact copies that leaves (same key, same load
-    id) are removed. A package that cannot be completed is aborted instead, which rewinds dlt's
+    when the process died is replayed by dlt; the exact copies that leaves (identical rows, the
+    load id included) are removed. A package that cannot be completed is aborted instead, which rewinds dlt's
     cursors to where it started, and the rows it had appended are removed so they arrive once.
     Returns one line saying what was recovered, or None when nothing was pending.
     """
@@ -248,7 +247,7 @@ def recover(
             else:
                 continue
             removed += warehouse.execute(statement, (pending,)).rowcount
-    done = "completed" if completed else "could not complete, so discarded and redo"
+    done = "completed" if completed else "discarded (to be extracted again)"
     return (
         f"recovered an interrupted ingest: {done} {len(pending)} unfinished load package(s),"
         f" removed {removed:,} row(s) that would have been duplicates"
@@ -288,9 +287,10 @@ def _detect_deletes(
         ].problem = f"hard-delete detection for {plan.spec.name} failed: {_root_cause(error)}"
 
 
-def reset(settings: Settings, endpoints: Endpoints) -> None:
+def reset(settings: Settings, endpoints: Endpoints) -> dlt.Pipeline:
     """Forget everything loaded: every table in raw_app (dlt's state table included, or the next
-    run would restore the incremental cursors from it), then dlt's local working state.
+    run would restore the incremental cursors from it), then dlt's local working state. Returns
+    the fresh, empty pipeline.
 
     Raw goes first, in one transaction: if this is killed half way, raw is either whole or empty,
     and a table missing from raw is always loaded from its beginning (``forget_cursors``)."""
@@ -308,7 +308,7 @@ def reset(settings: Settings, endpoints: Endpoints) -> None:
                     sql.Identifier(schema), sql.Identifier(table)
                 )
             )
-    pipeline(settings, endpoints).drop()
+    return pipeline(settings, endpoints).drop()
 
 
 def _root_cause(error: BaseException) -> str:

@@ -241,14 +241,14 @@ def detect_deletes(
     source_relation = sql.SQL("{}.{}").format(
         sql.Identifier(source_schema), sql.Identifier(spec.name)
     )
-    if not column_types(warehouse, "raw_app", spec.name, key):
+    types = column_types(warehouse, "raw_app", spec.name, key)
+    if not types:
         return 0  # nothing landed yet (an empty source table), so nothing can have gone
     warehouse.execute(
         sql.SQL("alter table {} add column if not exists {} timestamptz").format(
             raw, sql.Identifier(DELETED_AT)
         )
     )
-    types = column_types(warehouse, "raw_app", spec.name, key)
     cast = [sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(types[name])) for name in key]
     as_text = sql.SQL(" || '|' || ").join(sql.SQL("({})::text").format(part) for part in cast)
     source_print = source.execute(key_fingerprint_sql(as_text, source_relation)).fetchone()

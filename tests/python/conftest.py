@@ -47,19 +47,27 @@ def module_env(haven_home: Path, request: pytest.FixtureRequest) -> tuple[Settin
     return settings, up(settings)
 
 
-def run_haven(
-    *args: str, env: dict[str, str] | None = None, home: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as a user would."""
+def haven_environment(
+    env: dict[str, str] | None = None, home: Path | None = None
+) -> dict[str, str]:
+    """The process environment for a CLI subprocess: no HAVEN_* from the developer's shell, then
+    the test's own values."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
     if home is not None:
         environment["HAVEN_HOME"] = str(home)
     environment.update(env or {})
+    return environment
+
+
+def run_haven(
+    *args: str, env: dict[str, str] | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would."""
     return subprocess.run(
         [HAVEN, *args],
         capture_output=True,
         text=True,
-        env=environment,
+        env=haven_environment(env, home),
         cwd=PROJECT_DIR,
         timeout=300,
     )

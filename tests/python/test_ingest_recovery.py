@@ -18,10 +18,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from haven.settings import Settings
 from haven.source import simulator
+from haven.warehouse.endpoints import Endpoints, up
 from ingestion.app.settings import DELETED_AT, TABLES
 from ingestion.pipeline import PIPELINE_NAME, ingest
-from tests.python.conftest import HAVEN, run_haven, settings_for
+from tests.python.conftest import HAVEN, haven_environment, run_haven, settings_for
 from tests.python.test_ingest import assert_raw_equals_source
 
 
@@ -121,12 +123,11 @@ def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str,
     name = f"kill_{mode.split()[0]}_{phase.split()[-1]}"
     settings = settings_for(haven_home, name)
     endpoints = simulator_source(settings)
-    env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")},
-        "HAVEN_HOME": str(haven_home),
+    databases = {
         "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
         "HAVEN_SOURCE_DATABASE": settings.source_database,
     }
+    env = haven_environment(databases, haven_home)
     args = ["--full-refresh"] if mode == "full refresh" else []
     for _attempt in range(5):
         if mode == "incremental":
@@ -138,14 +139,7 @@ def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str,
     else:
         pytest.fail(f"haven ingest was never caught {phase}")
 
-    rerun = run_haven(
-        "ingest",
-        env={
-            "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
-            "HAVEN_SOURCE_DATABASE": settings.source_database,
-        },
-        home=haven_home,
-    )
+    rerun = run_haven("ingest", env=databases, home=haven_home)
     assert rerun.returncode == 0, rerun.stderr
     assert "Traceback" not in rerun.stderr
     if phase != "during extract":
@@ -157,10 +151,8 @@ def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str,
     assert again.loaded_rows == 0, {t: r.loaded for t, r in again.tables.items() if r.loaded}
 
 
-def simulator_source(settings):
-    """A small source, loaded once when the run under test is incremental."""
-    from haven.warehouse.endpoints import up
-
+def simulator_source(settings: Settings) -> Endpoints:
+    """A small source, fully loaded once, so an incremental run under test has a raw to extend."""
     endpoints = up(settings)
     simulator.init(endpoints, scale=0.03, seed=5, replace=True)
     assert not ingest(settings, endpoints, full_refresh=True).failed
