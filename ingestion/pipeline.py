@@ -27,7 +27,13 @@ from haven.errors import HavenError  # noqa: E402
 from haven.warehouse.connection import connect  # noqa: E402
 from haven.warehouse.endpoints import LOADER, Endpoints  # noqa: E402
 from ingestion.app import app  # noqa: E402
-from ingestion.app.helpers import TablePlan, detect_deletes, loaded_versions, preflight  # noqa: E402
+from ingestion.app.helpers import (  # noqa: E402
+    TablePlan,
+    detect_deletes,
+    index_raw,
+    loaded_versions,
+    preflight,
+)
 from ingestion.app.settings import TABLES, TableSpec  # noqa: E402
 
 
@@ -173,7 +179,7 @@ def ingest(
             for metrics in step["job_metrics"].values()
         )
 
-    progress("looking for hard deletes")
+    progress("looking for hard deletes, indexing raw_app")
     with (
         connect(endpoints.source_url, purpose="source database") as source,
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
@@ -181,6 +187,8 @@ def ingest(
         for plan in plans:
             if plan.problem is None and plan.spec.mutable:
                 _detect_deletes(source, warehouse, settings, plan, load_started, reports)
+            if plan.problem is None:
+                index_raw(warehouse, plan.spec, plan.key)
     return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved, recovered)
 
 

@@ -293,6 +293,33 @@ def detect_deletes(
         return marked.rowcount
 
 
+def index_raw(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ...]) -> None:
+    """Index what the transforms read raw by, so an incremental build costs what changed: the
+    key, the load id and the deletion mark (a model's changed rows), and the spec's lookups."""
+    raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
+    present = column_types(warehouse, "raw_app", spec.name, (*key, DELETED_AT))
+    if not present:
+        return  # nothing landed yet
+    indexes = [key, ("_dlt_load_id",), *((column,) for column in spec.lookups)]
+    for columns in indexes:
+        warehouse.execute(
+            sql.SQL("create index if not exists {} on {} ({})").format(
+                sql.Identifier(f"{spec.name}__{'__'.join(columns)}"),
+                raw,
+                sql.SQL(", ").join(sql.Identifier(column) for column in columns),
+            )
+        )
+    if DELETED_AT in present:
+        warehouse.execute(
+            sql.SQL("create index if not exists {} on {} ({}) where {} is not null").format(
+                sql.Identifier(f"{spec.name}__{DELETED_AT}"),
+                raw,
+                sql.Identifier(DELETED_AT),
+                sql.Identifier(DELETED_AT),
+            )
+        )
+
+
 def widen_small_integers(sql_type: TypeEngine) -> TypeEngine | None:
     """Reflect ``smallint`` as ``integer``: dlt would create it as ``integer`` in raw but hand
     the loader 16-bit data, and the binary COPY behind parquet loading needs both to match."""

@@ -13,6 +13,8 @@ class TableSpec:
     """The key to use when the source table declares no primary key; a declared one wins."""
     cursor: str = "updated_at"
     disposition: Literal["merge", "append"] = "merge"
+    lookups: tuple[str, ...] = ()
+    """Columns the transforms look raw rows up by (besides the key): indexed in raw_app."""
 
     @property
     def mutable(self) -> bool:
@@ -22,15 +24,15 @@ class TableSpec:
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("categories"),
+    TableSpec("categories", lookups=("parent_id",)),
     TableSpec("vendors"),
     TableSpec("customers"),
-    TableSpec("listings"),
-    TableSpec("orders"),
-    TableSpec("order_items"),
+    TableSpec("listings", lookups=("category_id",)),
+    TableSpec("orders", lookups=("customer_id",)),
+    TableSpec("order_items", lookups=("order_id", "listing_id")),
     TableSpec("payments"),
     TableSpec("shipments"),
-    TableSpec("refunds"),
+    TableSpec("refunds", lookups=("order_id",)),
     TableSpec("reviews"),
     TableSpec("order_status_events", cursor="id", disposition="append"),
 )

@@ -1,4 +1,31 @@
-{{ config(indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}]) }}
+{#- The customers whose features may differ: their account, their reviews, or anything about one
+    of their orders (items, the items' listings, payments, refunds, shipments, status events). -#}
+{%- set changed -%}
+    {{ changed_keys('customers') }}
+    union
+    {{ changed_keys('reviews', 'customer_id') }}
+    union
+    select customer_id from {{ raw_table('orders') }}
+    where
+        {{ in_change_set('id', changed_orders()) }}
+        or {{ in_change_set('id', 'select order_id from ' ~ raw_table('order_items') ~ ' where ' ~ in_change_set('id', staged_changed_keys('order_items'))) }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='customer_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_id', 'as_of_date'], 'unique': true},
+            {'columns': ['as_of_date']},
+        ],
+    )
+}}
+{#- Every customer is recomputed when the as-of dates move (a new month of data). -#}
+{%- set only_changed = is_incremental() and execute
+    and not moved_since_last_build(ref('ml_feature_dates'), 'as_of_date') -%}
 
 -- Point in time: a feature as of day D uses only events that happened before D (order placed,
 -- refund issued, review written). Current statuses are never read: an order refunded after D
@@ -19,6 +46,9 @@ customers as (
         customer_id,
         created_at
     from {{ ref('snp_customers') }}
+    {% if only_changed %}
+        where {{ in_change_set('customer_id', changed) }}
+    {% endif %}
     order by customer_id asc, dbt_valid_from asc
 
 ),
@@ -31,6 +61,9 @@ orders as (
         placed_at,
         total_cents
     from {{ ref('stg_app__orders') }}
+    {% if only_changed %}
+        where {{ in_change_set('customer_id', changed) }}
+    {% endif %}
 
 ),
 
@@ -40,37 +73,79 @@ cancellations as (
         order_id,
         min(occurred_at) as cancelled_at
     from {{ ref('stg_app__order_status_events') }}
-    where order_status = 'cancelled'
+    where
+        order_status = 'cancelled'
+        {% if only_changed %}
+            and {{ in_change_set('order_id', 'select order_id from orders') }}
+        {% endif %}
     group by order_id
 
 ),
 
-refunds as (
+-- every event before an as-of date that a feature counts, one row each
+events as (
 
     select
-        order_id,
-        refunded_at,
-        amount_cents
-    from {{ ref('stg_app__refunds') }}
+        orders.customer_id,
+        orders.placed_at as occurred_at,
+        'order' as event_kind,
+        orders.order_id,
+        orders.placed_at,
+        orders.total_cents,
+        cancellations.cancelled_at,
+        null::integer as rating,
+        null::bigint as category_id
+    from orders
+    left join cancellations on orders.order_id = cancellations.order_id
 
-),
+    union all
 
-reviews as (
+    -- a refund counts once both the order and the refund happened
+    select
+        orders.customer_id,
+        greatest(orders.placed_at, refunds.refunded_at) as occurred_at,
+        'refund' as event_kind,
+        orders.order_id,
+        null as placed_at,
+        null as total_cents,
+        null as cancelled_at,
+        null as rating,
+        null as category_id
+    from {{ ref('stg_app__refunds') }} as refunds
+    inner join orders on refunds.order_id = orders.order_id
+
+    union all
 
     select
-        customer_id,
-        reviewed_at,
-        rating
-    from {{ ref('stg_app__reviews') }}
+        reviews.customer_id,
+        reviews.reviewed_at as occurred_at,
+        'review' as event_kind,
+        null as order_id,
+        null as placed_at,
+        null as total_cents,
+        null as cancelled_at,
+        reviews.rating,
+        null as category_id
+    from {{ ref('stg_app__reviews') }} as reviews
+    {% if only_changed %}
+        where {{ in_change_set('reviews.customer_id', changed) }}
+    {% endif %}
 
-),
+    union all
 
-items as (
-
+    -- an item bought, with its listing's category (deleted listings included)
     select
-        order_items.order_id,
+        orders.customer_id,
+        orders.placed_at as occurred_at,
+        'item' as event_kind,
+        orders.order_id,
+        null as placed_at,
+        null as total_cents,
+        null as cancelled_at,
+        null as rating,
         listings.category_id
     from {{ ref('stg_app__order_items') }} as order_items
+    inner join orders on order_items.order_id = orders.order_id
     inner join {{ source('app', 'listings') }} as listings on order_items.listing_id = listings.id
 
 ),
@@ -86,130 +161,58 @@ eligible as (
 
 ),
 
-order_history as (
+-- one aggregation per (customer, as-of date) over the events before that date
+history as (
 
     select
         eligible.customer_id,
         eligible.as_of_date,
-        count(orders.order_id) as orders_count,
-        count(orders.order_id) filter (
-            where orders.placed_at >= eligible.as_of_date - interval '90 days'
+        eligible.created_at,
+        count(*) filter (where events.event_kind = 'order') as orders_count,
+        count(*) filter (
+            where events.event_kind = 'order' and events.placed_at >= eligible.as_of_date - interval '90 days'
         ) as orders_last_90_days,
-        coalesce(sum(orders.total_cents) filter (
-            where cancellations.cancelled_at is null or cancellations.cancelled_at >= eligible.as_of_date
+        coalesce(sum(events.total_cents) filter (
+            where
+            events.event_kind = 'order'
+            and (events.cancelled_at is null or events.cancelled_at >= eligible.as_of_date)
         ), 0) as monetary_value_cents,
-        max(orders.placed_at) as last_order_at,
-        min(orders.placed_at) as first_order_at
+        max(events.placed_at) filter (where events.event_kind = 'order') as last_order_at,
+        min(events.placed_at) filter (where events.event_kind = 'order') as first_order_at,
+        count(distinct events.order_id) filter (where events.event_kind = 'refund') as refunded_orders,
+        count(*) filter (where events.event_kind = 'review') as reviews_written,
+        (avg(events.rating) filter (where events.event_kind = 'review'))::numeric(4, 2) as average_rating_given,
+        -- the category bought most often; on a tie the smallest id (mode() keeps the first)
+        mode() within group (order by events.category_id) filter (
+            where events.event_kind = 'item'
+        ) as favourite_category_id
     from eligible
-    left join orders
+    left join events
         on
-            eligible.customer_id = orders.customer_id
-            and eligible.as_of_date > orders.placed_at
-    left join cancellations
-        on orders.order_id = cancellations.order_id
-    group by eligible.customer_id, eligible.as_of_date
-
-),
-
-refund_history as (
-
-    select
-        eligible.customer_id,
-        eligible.as_of_date,
-        count(distinct refunds.order_id) as refunded_orders
-    from eligible
-    inner join orders
-        on
-            eligible.customer_id = orders.customer_id
-            and eligible.as_of_date > orders.placed_at
-    inner join refunds
-        on
-            orders.order_id = refunds.order_id
-            and eligible.as_of_date > refunds.refunded_at
-    group by eligible.customer_id, eligible.as_of_date
-
-),
-
-review_history as (
-
-    select
-        eligible.customer_id,
-        eligible.as_of_date,
-        count(*) as reviews_written,
-        avg(reviews.rating)::numeric(4, 2) as average_rating_given
-    from eligible
-    inner join reviews
-        on
-            eligible.customer_id = reviews.customer_id
-            and eligible.as_of_date > reviews.reviewed_at
-    group by eligible.customer_id, eligible.as_of_date
-
-),
-
-category_counts as (
-
-    select
-        eligible.customer_id,
-        eligible.as_of_date,
-        items.category_id,
-        count(*) as items_bought
-    from eligible
-    inner join orders
-        on
-            eligible.customer_id = orders.customer_id
-            and eligible.as_of_date > orders.placed_at
-    inner join items on orders.order_id = items.order_id
-    group by eligible.customer_id, eligible.as_of_date, items.category_id
-
-),
-
-favourite_category as (
-
-    select distinct on (customer_id, as_of_date)
-        customer_id,
-        as_of_date,
-        category_id
-    from category_counts
-    order by customer_id asc, as_of_date asc, items_bought desc, category_id asc
+            eligible.customer_id = events.customer_id
+            and eligible.as_of_date > events.occurred_at
+    group by eligible.customer_id, eligible.as_of_date, eligible.created_at
 
 ),
 
 final as (
 
     select
-        eligible.customer_id,
-        eligible.as_of_date,
-        (eligible.as_of_date - eligible.created_at::date) as tenure_days,
-        (eligible.as_of_date - order_history.last_order_at::date) as recency_days,
-        order_history.orders_count as frequency,
-        order_history.orders_last_90_days,
-        order_history.monetary_value_cents,
-        order_history.first_order_at,
-        order_history.last_order_at,
-        coalesce(refund_history.refunded_orders, 0) as refunded_orders,
-        round(
-            coalesce(refund_history.refunded_orders::numeric / nullif(order_history.orders_count, 0), 0), 4
-        ) as refund_rate,
-        coalesce(review_history.reviews_written, 0) as reviews_written,
-        review_history.average_rating_given,
-        favourite_category.category_id as favourite_category_id
-    from eligible
-    inner join order_history
-        on
-            eligible.customer_id = order_history.customer_id
-            and eligible.as_of_date = order_history.as_of_date
-    left join refund_history
-        on
-            eligible.customer_id = refund_history.customer_id
-            and eligible.as_of_date = refund_history.as_of_date
-    left join review_history
-        on
-            eligible.customer_id = review_history.customer_id
-            and eligible.as_of_date = review_history.as_of_date
-    left join favourite_category
-        on
-            eligible.customer_id = favourite_category.customer_id
-            and eligible.as_of_date = favourite_category.as_of_date
+        customer_id,
+        as_of_date,
+        (as_of_date - created_at::date) as tenure_days,
+        (as_of_date - last_order_at::date) as recency_days,
+        orders_count as frequency,
+        orders_last_90_days,
+        monetary_value_cents,
+        first_order_at,
+        last_order_at,
+        refunded_orders,
+        round(coalesce(refunded_orders::numeric / nullif(orders_count, 0), 0), 4) as refund_rate,
+        reviews_written,
+        average_rating_given,
+        favourite_category_id
+    from history
 
 )
 

@@ -1,4 +1,31 @@
-{{ config(indexes=[{'columns': ['vendor_id', 'as_of_date'], 'unique': true}]) }}
+{#- The vendors whose features may differ: their own row, their reviews, or anything about an
+    order they sold into. -#}
+{%- set changed -%}
+    {{ changed_keys('vendors') }}
+    union
+    {{ changed_keys('reviews', 'vendor_id') }}
+    union
+    select vendor_id from {{ raw_table('order_items') }}
+    where
+        {{ in_change_set('order_id', changed_orders()) }}
+        or {{ in_change_set('id', staged_changed_keys('order_items')) }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='vendor_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['vendor_id', 'as_of_date'], 'unique': true},
+            {'columns': ['as_of_date']},
+        ],
+    )
+}}
+{#- Every vendor is recomputed when the as-of dates move (a new month of data). -#}
+{%- set only_changed = is_incremental() and execute
+    and not moved_since_last_build(ref('ml_feature_dates'), 'as_of_date') -%}
 
 -- Point in time, like customer_features: only what happened before as_of_date.
 
@@ -16,6 +43,9 @@ vendors as (
         vendor_id,
         created_at
     from {{ ref('stg_app__vendors') }}
+    {% if only_changed %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 
@@ -28,6 +58,9 @@ items as (
         orders.placed_at
     from {{ ref('stg_app__order_items') }} as order_items
     inner join {{ ref('stg_app__orders') }} as orders on order_items.order_id = orders.order_id
+    {% if only_changed %}
+        where {{ in_change_set('order_items.vendor_id', changed) }}
+    {% endif %}
 
 ),
 
@@ -56,6 +89,43 @@ reviews as (
         reviewed_at,
         rating
     from {{ ref('stg_app__reviews') }}
+    {% if only_changed %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
+
+),
+
+-- every event before an as-of date that a feature counts: an item sold (with its order's
+-- shipment and refunds), a review received
+events as (
+
+    select
+        items.vendor_id,
+        items.placed_at as occurred_at,
+        'item' as event_kind,
+        items.order_id,
+        items.placed_at,
+        items.line_total_cents,
+        shipments.shipped_at,
+        refunds.refunded_at,
+        null::bigint as rating
+    from items
+    left join shipments on items.order_id = shipments.order_id
+    left join refunds on items.order_id = refunds.order_id
+
+    union all
+
+    select
+        vendor_id,
+        reviewed_at as occurred_at,
+        'review' as event_kind,
+        null as order_id,
+        null as placed_at,
+        null as line_total_cents,
+        null as shipped_at,
+        null as refunded_at,
+        rating
+    from reviews
 
 ),
 
@@ -70,69 +140,51 @@ eligible as (
 
 ),
 
-sales as (
+-- one aggregation per (vendor, as-of date) over the events before that date
+history as (
 
     select
         eligible.vendor_id,
         eligible.as_of_date,
-        count(distinct items.order_id) as orders_count,
-        coalesce(sum(items.line_total_cents), 0) as gross_sales_cents,
-        count(distinct items.order_id) filter (
-            where items.placed_at >= eligible.as_of_date - interval '30 days'
+        eligible.created_at,
+        count(distinct events.order_id) filter (where events.event_kind = 'item') as orders_count,
+        coalesce(sum(events.line_total_cents) filter (where events.event_kind = 'item'), 0) as gross_sales_cents,
+        count(distinct events.order_id) filter (
+            where events.event_kind = 'item' and events.placed_at >= eligible.as_of_date - interval '30 days'
         ) as orders_last_30_days,
         percentile_cont(0.5) within group (
-            order by extract(epoch from shipments.shipped_at - items.placed_at) / 3600.0
-        ) filter (where shipments.shipped_at < eligible.as_of_date) as median_hours_to_ship,
-        count(distinct items.order_id) filter (where refunds.refunded_at < eligible.as_of_date) as refunded_orders
+            order by extract(epoch from events.shipped_at - events.placed_at) / 3600.0
+        ) filter (
+            where events.event_kind = 'item' and events.shipped_at < eligible.as_of_date
+        ) as median_hours_to_ship,
+        count(distinct events.order_id) filter (
+            where events.event_kind = 'item' and events.refunded_at < eligible.as_of_date
+        ) as refunded_orders,
+        count(*) filter (where events.event_kind = 'review') as reviews_count,
+        (avg(events.rating) filter (where events.event_kind = 'review'))::numeric(4, 2) as average_rating
     from eligible
-    left join items
+    left join events
         on
-            eligible.vendor_id = items.vendor_id
-            and eligible.as_of_date > items.placed_at
-    left join shipments on items.order_id = shipments.order_id
-    left join refunds on items.order_id = refunds.order_id
-    group by eligible.vendor_id, eligible.as_of_date
-
-),
-
-ratings as (
-
-    select
-        eligible.vendor_id,
-        eligible.as_of_date,
-        count(*) as reviews_count,
-        avg(reviews.rating)::numeric(4, 2) as average_rating
-    from eligible
-    inner join reviews
-        on
-            eligible.vendor_id = reviews.vendor_id
-            and eligible.as_of_date > reviews.reviewed_at
-    group by eligible.vendor_id, eligible.as_of_date
+            eligible.vendor_id = events.vendor_id
+            and eligible.as_of_date > events.occurred_at
+    group by eligible.vendor_id, eligible.as_of_date, eligible.created_at
 
 ),
 
 final as (
 
     select
-        eligible.vendor_id,
-        eligible.as_of_date,
-        (eligible.as_of_date - eligible.created_at::date) as tenure_days,
-        sales.orders_count,
-        sales.orders_last_30_days,
-        sales.gross_sales_cents,
-        sales.median_hours_to_ship,
-        round(coalesce(sales.refunded_orders::numeric / nullif(sales.orders_count, 0), 0), 4) as refund_rate,
-        coalesce(ratings.reviews_count, 0) as reviews_count,
-        ratings.average_rating
-    from eligible
-    inner join sales
-        on
-            eligible.vendor_id = sales.vendor_id
-            and eligible.as_of_date = sales.as_of_date
-    left join ratings
-        on
-            eligible.vendor_id = ratings.vendor_id
-            and eligible.as_of_date = ratings.as_of_date
+        vendor_id,
+        as_of_date,
+        (as_of_date - created_at::date) as tenure_days,
+        orders_count,
+        orders_last_30_days,
+        gross_sales_cents,
+        median_hours_to_ship,
+        round(coalesce(refunded_orders::numeric / nullif(orders_count, 0), 0), 4) as refund_rate,
+        reviews_count,
+        average_rating
+    from history
 
 )
 

@@ -11,6 +11,23 @@
     ('reviews', 'review_id'),
     ('order_status_events', 'order_status_event_id'),
 ] -%}
+{%- set changed -%}
+    {%- for table, _ in checked_tables %}
+    select '{{ table }}' as source_table, changed.id as source_key
+    from ({{ staged_changed_keys(table) }}) as changed
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key=['source_table', 'source_key'],
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[{'columns': ['source_table', 'source_key'], 'unique': true}],
+    )
+}}
 
 with
 
@@ -25,7 +42,11 @@ with
             loaded_at,
             to_jsonb(base_app__{{ table }}) - 'quarantine_reasons' as row_data
         from {{ ref('base_app__' ~ table) }}
-        where quarantine_reasons != ''
+        where
+            quarantine_reasons != ''
+            {% if is_incremental() %}
+                and {{ in_change_set(key, staged_changed_keys(table)) }}
+            {% endif %}
 
     ),
 

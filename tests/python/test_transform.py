@@ -209,7 +209,10 @@ def test_a_failing_test_fails_the_build_and_is_named(warehouse, haven, haven_hom
     settings, endpoints, _ = warehouse
     with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
         conn.execute(
-            "update raw_app.listings set item_condition = 'broken' where id = (select min(id) from raw_app.listings where _haven_deleted_at is null and title is not null)"
+            # as a load would: a new load id, so the incremental staging model sees the change
+            "update raw_app.listings set item_condition = 'broken',"
+            " _dlt_load_id = extract(epoch from clock_timestamp())::text"
+            " where id = (select min(id) from raw_app.listings where _haven_deleted_at is null and title is not null)"
         )
     try:
         result = haven(
@@ -228,7 +231,9 @@ def test_a_failing_test_fails_the_build_and_is_named(warehouse, haven, haven_hom
     finally:
         with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
             conn.execute(
-                "update raw_app.listings set item_condition = 'good' where item_condition = 'broken'"
+                "update raw_app.listings set item_condition = 'good',"
+                " _dlt_load_id = extract(epoch from clock_timestamp())::text"
+                " where item_condition = 'broken'"
             )
         assert build(settings, endpoints, select="stg_app__listings").success
 

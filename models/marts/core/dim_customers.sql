@@ -1,17 +1,41 @@
-{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
+{%- set changed -%}
+    {{ changed_keys('customers') }}
+    union
+    {{ changed_keys('orders', 'customer_id') }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='customer_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_id'], 'unique': true},
+            {'columns': ['cohort_month']},
+        ],
+    )
+}}
 
 with
 
 customers as (
 
     select * from {{ ref('stg_app__customers') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('customer_id', changed) }}
+    {% endif %}
 
 ),
 
 orders as (
 
     select * from {{ ref('stg_app__orders') }}
-    where order_status <> 'cancelled'
+    where
+        order_status <> 'cancelled'
+        {% if is_incremental() %}
+            and {{ in_change_set('customer_id', changed) }}
+        {% endif %}
 
 ),
 

@@ -1,3 +1,7 @@
+{{ config(materialized='view') }}
+
+-- a view: the snapshot is the table, this names its columns for analysts
+
 with
 
 snapshot as (

@@ -1,8 +1,35 @@
+{#- a category's change (its name, its parent's name) reaches every listing in it and in its children -#}
+{%- set changed_categories -%}
+    {{ changed_keys('categories') }}
+    union
+    select id from {{ raw_table('categories') }} where {{ in_change_set('parent_id', changed_keys('categories')) }}
+{%- endset -%}
+{%- set changed -%}
+    {{ changed_keys('listings') }}
+    union
+    select id from {{ raw_table('listings') }} where {{ in_change_set('category_id', changed_categories) }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='listing_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['listing_id'], 'unique': true},
+        ],
+    )
+}}
+
 with
 
 listings as (
 
     select * from {{ ref('stg_app__listings') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('listing_id', changed) }}
+    {% endif %}
 
 ),
 

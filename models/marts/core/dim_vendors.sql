@@ -1,14 +1,38 @@
+{%- set changed -%}
+    {{ changed_keys('vendors') }}
+    union
+    {{ changed_keys('listings', 'vendor_id') }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='vendor_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['vendor_id'], 'unique': true},
+        ],
+    )
+}}
+
 with
 
 vendors as (
 
     select * from {{ ref('stg_app__vendors') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 
 listings as (
 
     select * from {{ ref('stg_app__listings') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 

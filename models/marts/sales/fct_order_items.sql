@@ -1,14 +1,17 @@
+{%- set changed = staged_changed_keys('order_items') -%}
 {{
     config(
         materialized='incremental',
+        incremental_strategy='changed_keys',
         unique_key='order_item_id',
-        incremental_strategy='merge',
+        changed_keys=changed,
         on_schema_change='fail',
         indexes=[
+            {'columns': ['order_item_id'], 'unique': true},
             {'columns': ['vendor_id', 'placed_date']},
             {'columns': ['order_id']},
+            {'columns': ['placed_date']},
         ],
-        post_hook="delete from {{ this }} where order_item_id not in (select order_item_id from {{ ref('stg_app__order_items') }})",
     )
 }}
 
@@ -17,6 +20,9 @@ with
 order_items as (
 
     select * from {{ ref('stg_app__order_items') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_item_id', changed) }}
+    {% endif %}
 
 ),
 
@@ -61,11 +67,6 @@ final as (
     from order_items
     inner join orders on order_items.order_id = orders.order_id
     left join listings on order_items.listing_id = listings.listing_id
-    {% if is_incremental() %}
-        where order_items.updated_at >= (
-            select max(previous_build.source_updated_at) from {{ this }} as previous_build
-        ) - interval '{{ var("incremental_lookback_days") }} days'
-    {% endif %}
 
 )
 

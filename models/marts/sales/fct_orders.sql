@@ -1,14 +1,16 @@
+{%- set changed = changed_orders() -%}
 {{
     config(
         materialized='incremental',
+        incremental_strategy='changed_keys',
         unique_key='order_id',
-        incremental_strategy='merge',
+        changed_keys=changed,
         on_schema_change='fail',
         indexes=[
             {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_id', 'placed_at']},
+            {'columns': ['placed_date']},
         ],
-        post_hook="delete from {{ this }} where order_id not in (select order_id from {{ ref('stg_app__orders') }})",
     )
 }}
 
@@ -17,59 +19,48 @@ with
 orders as (
 
     select * from {{ ref('stg_app__orders') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_app__order_items') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 
 payments as (
 
     select * from {{ ref('stg_app__payments') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 
 refunds as (
 
     select * from {{ ref('stg_app__refunds') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 
 shipments as (
 
     select * from {{ ref('stg_app__shipments') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 
-{% if is_incremental() %}
-    changed_orders as (
-
-    -- orders whose own row or a related row changed inside the look-back window
-        {%- set cutoff -%}
-            (select max(previous_build.source_updated_at) from {{ this }} as previous_build)
-            - interval '{{ var("incremental_lookback_days") }} days'
-        {%- endset %}
-        select order_id from orders
-        where updated_at >= {{ cutoff }}
-        union
-        select order_id from order_items
-        where updated_at >= {{ cutoff }}
-        union
-        select order_id from payments
-        where updated_at >= {{ cutoff }}
-        union
-        select order_id from refunds
-        where updated_at >= {{ cutoff }}
-        union
-        select order_id from shipments
-        where updated_at >= {{ cutoff }}
-
-    ),
-
-{% endif %}
 item_totals as (
 
     select
@@ -134,9 +125,6 @@ final as (
     left join payment_totals on orders.order_id = payment_totals.order_id
     left join refund_totals on orders.order_id = refund_totals.order_id
     left join shipments on orders.order_id = shipments.order_id
-    {% if is_incremental() %}
-        where orders.order_id in (select changed_orders.order_id from changed_orders)
-    {% endif %}
 
 )
 

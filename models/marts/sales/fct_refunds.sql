@@ -1,10 +1,30 @@
-{{ config(indexes=[{'columns': ['refunded_date']}]) }}
+{%- set changed -%}
+    {{ changed_keys('refunds') }}
+    union
+    select id from {{ raw_table('refunds') }} where {{ in_change_set('order_id', changed_keys('orders')) }}
+{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='refund_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['refund_id'], 'unique': true},
+            {'columns': ['refunded_date']},
+        ],
+    )
+}}
 
 with
 
 refunds as (
 
     select * from {{ ref('stg_app__refunds') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('refund_id', changed) }}
+    {% endif %}
 
 ),
 

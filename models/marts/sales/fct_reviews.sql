@@ -1,10 +1,26 @@
-{{ config(indexes=[{'columns': ['vendor_id', 'reviewed_at']}]) }}
+{%- set changed = changed_keys('reviews') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='review_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['review_id'], 'unique': true},
+            {'columns': ['vendor_id', 'reviewed_at']},
+        ],
+    )
+}}
 
 with
 
 reviews as (
 
     select * from {{ ref('stg_app__reviews') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('review_id', changed) }}
+    {% endif %}
 
 ),
 

@@ -1,8 +1,25 @@
+{%- set changed = changed_keys('shipments') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='shipment_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['shipment_id'], 'unique': true},
+        ],
+    )
+}}
+
 with
 
 shipments as (
 
     select * from {{ ref('stg_app__shipments') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('shipment_id', changed) }}
+    {% endif %}
 
 ),
 

@@ -1,8 +1,23 @@
+{%- set changed = staged_changed_keys('categories') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='category_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[{'columns': ['category_id'], 'unique': true}],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__categories') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('category_id', changed) }}
+    {% endif %}
 
 ),
 

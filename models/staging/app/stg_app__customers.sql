@@ -1,8 +1,23 @@
+{%- set changed = staged_changed_keys('customers') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='customer_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id'], 'unique': true}],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__customers') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('customer_id', changed) }}
+    {% endif %}
 
 ),
 

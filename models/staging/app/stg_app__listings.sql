@@ -1,8 +1,27 @@
+{%- set changed = staged_changed_keys('listings') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='listing_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['listing_id'], 'unique': true},
+            {'columns': ['vendor_id']},
+            {'columns': ['category_id']},
+        ],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__listings') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('listing_id', changed) }}
+    {% endif %}
 
 ),
 

@@ -1,8 +1,27 @@
+{%- set changed = staged_changed_keys('order_items') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='order_item_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['order_item_id'], 'unique': true},
+            {'columns': ['order_id']},
+            {'columns': ['vendor_id']},
+        ],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__order_items') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_item_id', changed) }}
+    {% endif %}
 
 ),
 

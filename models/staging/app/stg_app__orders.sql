@@ -1,8 +1,27 @@
+{%- set changed = staged_changed_keys('orders') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='order_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['order_id'], 'unique': true},
+            {'columns': ['customer_id']},
+            {'columns': ['placed_at']},
+        ],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__orders') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('order_id', changed) }}
+    {% endif %}
 
 ),
 

@@ -1,8 +1,27 @@
+{%- set changed = staged_changed_keys('reviews') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='review_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['review_id'], 'unique': true},
+            {'columns': ['customer_id']},
+            {'columns': ['vendor_id']},
+        ],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__reviews') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('review_id', changed) }}
+    {% endif %}
 
 ),
 

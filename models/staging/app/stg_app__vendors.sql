@@ -1,8 +1,23 @@
+{%- set changed = staged_changed_keys('vendors') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='vendor_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[{'columns': ['vendor_id'], 'unique': true}],
+    )
+}}
+
 with
 
 base as (
 
     select * from {{ ref('base_app__vendors') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 

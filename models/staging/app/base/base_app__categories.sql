@@ -1,6 +1,6 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('app', 'categories') }}
     where _haven_deleted_at is null

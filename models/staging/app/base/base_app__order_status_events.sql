@@ -1,6 +1,6 @@
 with
 
-source as (
+source as not materialized (
 
     -- append-only: no updates, no deletes
     select * from {{ source('app', 'order_status_events') }}
@@ -9,7 +9,7 @@ source as (
 
 latest as (
 
-    {{ latest_version('source', newest_first='_dlt_load_id desc') }}
+    {{ latest_version('source', newest_first=['_dlt_load_id']) }}
 
 ),
 

@@ -1,0 +1,148 @@
+{#- Change tracking: each incremental model rebuilds only the keys whose raw rows changed since
+    the model last committed.
+
+    The loader marks every raw row it writes with its load id (_dlt_load_id, the unix time the
+    load started) and every row it finds deleted in the source with _haven_deleted_at. A model's
+    watermark, in ops.change_watermarks, is the start of the transaction in which it last
+    committed; a raw row changed for that model when either mark is later. A model's change set
+    is also its changed_keys config, which dbt renders when it parses the model: there `this`
+    has the right identifier but not the right schema, and source() does not resolve, so these
+    macros name the model by identifier (unique in the project) and raw tables by raw_table(). The watermark is
+    written by a post-hook inside the model's own transaction, so the model's rows and its
+    watermark commit together, and a model that fails (or is skipped) keeps its old watermark
+    and catches up on its next run. Loads and builds take turns (the elt lock), so no raw row
+    can commit with a mark older than a watermark already recorded. -#}
+
+{% macro create_change_watermarks() -%}
+    create table if not exists ops.change_watermarks (
+        model_name text primary key,
+        changed_until timestamptz not null
+    )
+{%- endmacro %}
+
+
+{% macro change_watermark() -%}
+    {#- This model's watermark: the time up to which it has absorbed raw changes. (A unit test
+        has no `this`; it never runs incrementally, so the name does not matter there.) -#}
+    (
+        select coalesce(max(watermarks.changed_until), '-infinity'::timestamptz)
+        from ops.change_watermarks as watermarks
+        where watermarks.model_name = '{{ this.identifier if this else model.name }}'
+    )
+{%- endmacro %}
+
+
+{% macro changed_since_last_build(table) -%}
+    {#- True for a row of raw_app.<table> written or marked deleted after this model's watermark.
+        Load ids are unix times with ten integer digits, so they compare as text. -#}
+    (
+        _dlt_load_id > (select coalesce(extract(epoch from {{ change_watermark() }})::text, '0'))
+        {%- if table not in append_only_tables() %}
+        or _haven_deleted_at > {{ change_watermark() }}
+        {%- endif %}
+    )
+{%- endmacro %}
+
+
+{% macro append_only_tables() -%}
+    {#- Raw tables that are only appended to (no updates, no delete detection). -#}
+    {{ return(['order_status_events']) }}
+{%- endmacro %}
+
+
+{% macro raw_table(table) -%}
+    {#- raw_app.<table> by name rather than source(): the change sets are also rendered when dbt
+        parses a model (they are its changed_keys config), and source() only resolves at run
+        time. The schema is the source's, from the same var. -#}
+    {{ api.Relation.create(database=target.database, schema=var('raw_schema'), identifier=table) }}
+{%- endmacro %}
+
+
+{% macro changed_keys(table, key='id') -%}
+    {#- The keys of raw_app.<table> that changed since this model's watermark. -#}
+    select {{ key }} from {{ raw_table(table) }} where {{ changed_since_last_build(table) }}
+{%- endmacro %}
+
+
+{% macro staged_changed_keys(table) -%}
+    {#- The keys whose staged (or quarantined) row may differ: the table's own changes, and for a
+        table whose quarantine rules look up another table (order_items' orphan rules), the rows
+        pointing at keys of that table that changed, so a late parent takes its child out of
+        quarantine. Mirrors the lookups in the base models. -#}
+    {%- set lookups = {'order_items': {'order_id': 'orders', 'listing_id': 'listings'}} -%}
+    {{ changed_keys(table) }}
+    {%- for column, parent in lookups.get(table, {}).items() %}
+    union
+    select id from {{ raw_table(table) }} where {{ in_change_set(column, changed_keys(parent)) }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{% macro changed_orders() -%}
+    {#- The orders whose own row, items, payments, refunds, shipments or status events changed:
+        every order whose fct_orders row or point-in-time features may differ. -#}
+    {{ changed_keys('orders') }}
+    {%- for table in ['order_items', 'payments', 'refunds', 'shipments', 'order_status_events'] %}
+    union
+    {{ changed_keys(table, 'order_id') }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{% macro moved_since_last_build(relation, column, this_column=none) -%}
+    {#- Run time, in an incremental model: true when the newest value of `column` in `relation`
+        (the as-of dates, say) differs from the newest one this model was built with, so the
+        model must recompute every key rather than its change set. -#}
+    {%- set query -%}
+        select (select max({{ column }}) from {{ relation }})
+            is distinct from (select max({{ this_column or column }}) from {{ this }})
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{% macro in_change_set(key, change_set) -%}
+    {#- SQL predicate: the key (a column, or a list of columns) is in the change set. A single
+        column is compared with = any(array(...)), which PostgreSQL pushes down to an index scan
+        on the column; a semi-join would not go through the base views' outer joins. -#}
+    {%- if key is string -%}
+        {{ key }} = any(array({{ change_set }}))
+    {%- else -%}
+        ({{ key | join(', ') }}) in ({{ change_set }})
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro record_change_watermark() -%}
+    {#- Post-hook of every model with a changed_keys config (full builds included). -#}
+    {%- if config.get('changed_keys') -%}
+        insert into ops.change_watermarks (model_name, changed_until)
+        values ('{{ this.identifier }}', now())
+        on conflict (model_name) do update set changed_until = excluded.changed_until
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro get_incremental_changed_keys_sql(arg_dict) -%}
+    {#- incremental_strategy='changed_keys': delete every row whose unique key is in the model's
+        changed_keys (rows that changed, moved to quarantine or were deleted) or among the rows
+        about to be inserted (a model may rebuild more than its change set, all of it when what
+        it is computed against moved), then insert the model's rows. Both statements run in the
+        model's transaction. -#}
+    {%- set changed = config.get('changed_keys') -%}
+    {%- if not changed -%}
+        {{ exceptions.raise_compiler_error(
+            "incremental_strategy 'changed_keys' needs a changed_keys config: the SQL that selects the keys to rebuild"
+        ) }}
+    {%- endif -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set key_columns = key if key is string else key | join(', ') -%}
+    delete from {{ arg_dict['target_relation'] }}
+    where
+        {{ in_change_set(key, changed) }}
+        or {{ in_change_set(key, 'select ' ~ key_columns ~ ' from ' ~ arg_dict['temp_relation']) }};
+
+    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}

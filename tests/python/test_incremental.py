@@ -1,0 +1,114 @@
+"""Incremental builds equal full rebuilds: after every tick (new rows, updates, late commits, hard
+deletes, defects, a row fixed and a row broken in the source) each relation the transforms build
+equals a full refresh of the same raw data, and each snapshot holds the history whole-table
+snapshots record. The reference is a second database on the same server with its own history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from haven.settings import Settings
+from haven.source import simulator
+from haven.transform.dbt import DbtOutcome, dbt_args, dbt_environment, run_dbt
+from haven.transform.equality import (
+    copy_raw,
+    create_reference,
+    database_url,
+    differences,
+    snapshot_histories,
+    transformed_fingerprints,
+)
+from haven.warehouse.endpoints import Endpoints, up
+from ingestion.pipeline import ingest
+from tests.python.conftest import settings_for
+
+REFERENCE = "incremental_reference"
+TICKS = 4
+
+
+def build(
+    settings: Settings, endpoints: Endpoints, database: str | None = None, **options: object
+) -> DbtOutcome:
+    environment = dbt_environment(settings, endpoints)
+    if database is not None:
+        environment["HAVEN_DBT_DATABASE"] = database
+    outcome = run_dbt(dbt_args("build", **options), environment)  # type: ignore[arg-type]
+    assert outcome.success, [(node.name, node.message) for node in outcome.failures]
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def warehouse(haven_home: Path) -> tuple[Settings, Endpoints]:
+    settings = settings_for(haven_home, "incremental")
+    endpoints = up(settings)
+    simulator.init(endpoints, scale=0.02, seed=11, defect_rate=0.02, replace=True)
+    assert not ingest(settings, endpoints, full_refresh=True).failed
+    build(settings, endpoints, full_refresh=True)
+    create_reference(endpoints, REFERENCE)
+    return settings, endpoints
+
+
+def fix_and_break_a_customer(endpoints: Endpoints) -> tuple[int, int]:
+    """In the source: give a quarantined customer a valid email, and blank a clean one's."""
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as conn:
+        fixed = conn.execute(
+            "update customers set email = 'fixed' || id || '@mail.com', updated_at = now()"
+            " where id = (select min(id) from customers where email !~* '^[a-z0-9._%%+-]+@[a-z0-9.-]+[.][a-z]{2,}$')"
+            " returning id"
+        ).fetchone()
+        broken = conn.execute(
+            "update customers set email = null, updated_at = now()"
+            " where id = (select max(id) from customers where email like '%%@%%.%%')"
+            " returning id"
+        ).fetchone()
+    assert fixed and broken, "the source has a malformed and a valid email to swap"
+    return fixed[0], broken[0]
+
+
+def quarantined_customers(endpoints: Endpoints) -> set[int]:
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        return {
+            int(row[0])
+            for row in conn.execute(
+                "select source_key from quarantine.quarantined_rows where source_table = 'customers'"
+            )
+        }
+
+
+def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> None:
+    settings, endpoints = warehouse
+    reference_url = database_url(endpoints.warehouse_url, REFERENCE)
+    for day in range(1, TICKS + 1):
+        simulator.tick(endpoints, days=1)
+        if day == 2:
+            fixed, broken = fix_and_break_a_customer(endpoints)
+        assert not ingest(settings, endpoints).failed
+        incremental = build(settings, endpoints)
+        inserted = {node.name: node.rows_affected for node in incremental.nodes}
+        if day == 2:
+            quarantined = quarantined_customers(endpoints)
+            assert fixed not in quarantined and broken in quarantined
+
+        copy_raw(endpoints, REFERENCE)
+        build(settings, endpoints, database=REFERENCE, full_refresh=True)
+
+        assert (
+            differences(
+                transformed_fingerprints(endpoints.warehouse_url),
+                transformed_fingerprints(reference_url),
+            )
+            == []
+        ), f"after tick {day}"
+        assert (
+            differences(
+                snapshot_histories(endpoints.warehouse_url), snapshot_histories(reference_url)
+            )
+            == []
+        ), f"after tick {day}"
+        # the incremental build rewrote the orders that changed, not all of them
+        with psycopg.connect(endpoints.warehouse_url) as conn:
+            orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]
+        assert 0 < inserted["fct_orders"] < orders / 2
