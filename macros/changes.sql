@@ -34,11 +34,27 @@
 
 {% macro changed_since_last_build(table) -%}
     {#- True for a row of raw_app.<table> written or marked deleted after this model's watermark.
-        Load ids are unix times with ten integer digits, so they compare as text. -#}
+        Load ids are unix times with ten integer digits, so they compare as text. When the model
+        runs incrementally the watermark is read first and written as a literal, so PostgreSQL
+        estimates the change set from the load-id index (a subquery would be a guess, and a bad
+        guess plans nested loops over thousands of changed rows); the subquery form is for the
+        changed_keys config, rendered at parse time, and for full builds. -#}
+    {%- if execute and is_incremental() -%}
+        {%- set watermark = run_query(
+            "select coalesce(extract(epoch from max(changed_until))::text, '0'),"
+            ~ " coalesce(max(changed_until), '-infinity')::text"
+            ~ " from ops.change_watermarks where model_name = '" ~ this.identifier ~ "'"
+        ).rows[0] -%}
+        {%- set load_id_after = "'" ~ watermark[0] ~ "'" -%}
+        {%- set deleted_after = "'" ~ watermark[1] ~ "'::timestamptz" -%}
+    {%- else -%}
+        {%- set load_id_after = "(select coalesce(extract(epoch from " ~ change_watermark() ~ ")::text, '0'))" -%}
+        {%- set deleted_after = change_watermark() -%}
+    {%- endif -%}
     (
-        _dlt_load_id > (select coalesce(extract(epoch from {{ change_watermark() }})::text, '0'))
+        _dlt_load_id > {{ load_id_after }}
         {%- if table not in append_only_tables() %}
-        or _haven_deleted_at > {{ change_watermark() }}
+        or _haven_deleted_at > {{ deleted_after }}
         {%- endif %}
     )
 {%- endmacro %}
@@ -78,35 +94,79 @@
 {%- endmacro %}
 
 
-{% macro changed_orders() -%}
+{% macro changed_orders(with_item_categories=false) -%}
     {#- The orders whose own row, items, payments, refunds, shipments or status events changed:
-        every order whose fct_orders row or point-in-time features may differ. -#}
+        every order whose fct_orders row may differ. with_item_categories adds the orders with an
+        item whose listing changed (its category is read from the listing). -#}
     {{ changed_keys('orders') }}
     {%- for table in ['order_items', 'payments', 'refunds', 'shipments', 'order_status_events'] %}
     union
     {{ changed_keys(table, 'order_id') }}
     {%- endfor %}
+    {%- if with_item_categories %}
+    union
+    select order_id from {{ raw_table('order_items') }}
+    where {{ in_change_set('listing_id', changed_keys('listings')) }}
+    {%- endif %}
 {%- endmacro %}
 
 
-{% macro moved_since_last_build(relation, column, this_column=none) -%}
-    {#- Run time, in an incremental model: true when the newest value of `column` in `relation`
-        (the as-of dates, say) differs from the newest one this model was built with, so the
-        model must recompute every key rather than its change set. -#}
+{% macro changed_customers() -%}
+    {#- The customers whose features, dimension row or cohort may differ: their account, their
+        reviews, or anything about one of their orders. -#}
+    {{ changed_keys('customers') }}
+    union
+    {{ changed_keys('reviews', 'customer_id') }}
+    union
+    select customer_id from {{ raw_table('orders') }}
+    where {{ in_change_set('id', changed_orders(with_item_categories=true)) }}
+{%- endmacro %}
+
+
+{% macro changed_vendors() -%}
+    {#- The vendors whose features or scorecard may differ: their own row, their reviews, or
+        anything about an order they sold into. -#}
+    {{ changed_keys('vendors') }}
+    union
+    {{ changed_keys('reviews', 'vendor_id') }}
+    union
+    select vendor_id from {{ raw_table('order_items') }}
+    where
+        {{ in_change_set('order_id', changed_orders()) }}
+        or {{ in_change_set('id', staged_changed_keys('order_items')) }}
+{%- endmacro %}
+
+
+{% macro changed_order_dates(grain='day') -%}
+    {#- The days (or months) on which a changed order was placed, items' categories included:
+        the partitions of the sales aggregates that may differ. -#}
+    select distinct date_trunc('{{ grain }}', placed_at)::date from {{ raw_table('orders') }}
+    where {{ in_change_set('id', changed_orders(with_item_categories=true)) }}
+{%- endmacro %}
+
+
+{% macro moved_since_last_build(relation, column) -%}
+    {#- Run time, in an incremental model: true when the range of `column` in `relation` (the
+        as-of dates, say) differs from the range this model holds, so the model must recompute
+        every key rather than its change set. -#}
     {%- set query -%}
-        select (select max({{ column }}) from {{ relation }})
-            is distinct from (select max({{ this_column or column }}) from {{ this }})
+        select (select (min({{ column }}), max({{ column }})) from {{ relation }})
+            is distinct from (select (min({{ column }}), max({{ column }})) from {{ this }})
     {%- endset -%}
     {{ return(run_query(query).columns[0].values()[0]) }}
 {%- endmacro %}
 
 
-{% macro in_change_set(key, change_set) -%}
-    {#- SQL predicate: the key (a column, or a list of columns) is in the change set. A single
-        column is compared with = any(array(...)), which PostgreSQL pushes down to an index scan
-        on the column; a semi-join would not go through the base views' outer joins. -#}
-    {%- if key is string -%}
+{% macro in_change_set(key, change_set, through_views=false) -%}
+    {#- SQL predicate: the key (a column, or a list of columns) is in the change set, as a
+        semi-join the planner sizes from the change set's estimate. through_views compares a
+        single column with = any(array(...)) instead: PostgreSQL pushes that down to an index
+        scan inside the base views, where a semi-join stays above their outer joins (it then
+        assumes ten keys, which suits the index lookups the views do per key). -#}
+    {%- if through_views and key is string -%}
         {{ key }} = any(array({{ change_set }}))
+    {%- elif key is string -%}
+        {{ key }} in ({{ change_set }})
     {%- else -%}
         ({{ key | join(', ') }}) in ({{ change_set }})
     {%- endif -%}

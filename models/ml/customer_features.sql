@@ -1,15 +1,4 @@
-{#- The customers whose features may differ: their account, their reviews, or anything about one
-    of their orders (items, the items' listings, payments, refunds, shipments, status events). -#}
-{%- set changed -%}
-    {{ changed_keys('customers') }}
-    union
-    {{ changed_keys('reviews', 'customer_id') }}
-    union
-    select customer_id from {{ raw_table('orders') }}
-    where
-        {{ in_change_set('id', changed_orders()) }}
-        or {{ in_change_set('id', 'select order_id from ' ~ raw_table('order_items') ~ ' where ' ~ in_change_set('id', staged_changed_keys('order_items'))) }}
-{%- endset -%}
+{%- set changed = changed_customers() -%}
 {{
     config(
         materialized='incremental',

@@ -1,3 +1,27 @@
+{%- set changed = changed_customers() -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='customer_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}],
+    )
+}}
+{#- Every customer is recomputed when the labelled as-of dates change (a label window closed, or
+    a new month of data). -#}
+{%- set labelled_dates -%}
+    (
+        select as_of_date from {{ ref('ml_feature_dates') }}
+        where as_of_date + {{ var('churn_window_days') }} <= (
+            select max(loaded_at)::date from {{ ref('stg_app__orders') }}
+        )
+    ) as labelled
+{%- endset -%}
+{%- set only_changed = is_incremental() and execute
+    and not moved_since_last_build(labelled_dates, 'as_of_date') -%}
+
 -- Training set: customer features as of D with the label "churned": no order in the
 -- churn window after D. Only as-of dates whose whole label window has been observed are used,
 -- and only customers who had bought before D.
@@ -7,7 +31,11 @@ with
 features as (
 
     select * from {{ ref('customer_features') }}
-    where frequency > 0
+    where
+        frequency > 0
+        {% if only_changed %}
+            and {{ in_change_set('customer_id', changed) }}
+        {% endif %}
 
 ),
 
@@ -17,6 +45,9 @@ orders as (
         customer_id,
         placed_at
     from {{ ref('stg_app__orders') }}
+    {% if only_changed %}
+        where {{ in_change_set('customer_id', changed) }}
+    {% endif %}
 
 ),
 

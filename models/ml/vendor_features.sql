@@ -1,15 +1,4 @@
-{#- The vendors whose features may differ: their own row, their reviews, or anything about an
-    order they sold into. -#}
-{%- set changed -%}
-    {{ changed_keys('vendors') }}
-    union
-    {{ changed_keys('reviews', 'vendor_id') }}
-    union
-    select vendor_id from {{ raw_table('order_items') }}
-    where
-        {{ in_change_set('order_id', changed_orders()) }}
-        or {{ in_change_set('id', staged_changed_keys('order_items')) }}
-{%- endset -%}
+{%- set changed = changed_vendors() -%}
 {{
     config(
         materialized='incremental',

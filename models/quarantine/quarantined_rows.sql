@@ -45,7 +45,7 @@ with
         where
             quarantine_reasons != ''
             {% if is_incremental() %}
-                and {{ in_change_set(key, staged_changed_keys(table)) }}
+                and {{ in_change_set(key, staged_changed_keys(table), through_views=true) }}
             {% endif %}
 
     ),

@@ -1,4 +1,22 @@
-{{ config(indexes=[{'columns': ['cohort_month']}]) }}
+{#- A customer's cohort is the month of their first order; a changed customer may have moved
+    between cohorts, so every month they ordered in is rebuilt. -#}
+{%- set changed -%}
+    select distinct date_trunc('month', placed_at)::date from {{ raw_table('orders') }}
+    where {{ in_change_set('customer_id', changed_keys('customers') ~ ' union ' ~ changed_keys('orders', 'customer_id')) }}
+{%- endset -%}
+{#- unique_key is the partition rebuilt: every row of a cohort a changed customer was or is in -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='cohort_month',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['cohort_month']},
+        ],
+    )
+}}
 
 with
 
@@ -8,7 +26,11 @@ customers as (
         customer_id,
         cohort_month
     from {{ ref('dim_customers') }}
-    where cohort_month is not null
+    where
+        cohort_month is not null
+        {% if is_incremental() %}
+            and {{ in_change_set('cohort_month', changed) }}
+        {% endif %}
 
 ),
 

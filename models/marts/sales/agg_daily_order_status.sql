@@ -1,10 +1,28 @@
-{{ config(indexes=[{'columns': ['placed_date']}]) }}
+{%- set changed -%}
+    select distinct placed_at::date from {{ raw_table('orders') }} where {{ changed_since_last_build('orders') }}
+{%- endset -%}
+{#- unique_key is the partition rebuilt: every row of a day on which an order changed -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='placed_date',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['placed_date']},
+        ],
+    )
+}}
 
 with
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('placed_date', changed) }}
+    {% endif %}
 
 ),
 

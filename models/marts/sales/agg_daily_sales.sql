@@ -1,9 +1,17 @@
+{%- set changed = changed_order_dates('day') -%}
+{#- unique_key is the partition rebuilt: every row of a day on which an order changed -#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='sale_date',
+        changed_keys=changed,
+        on_schema_change='fail',
         indexes=[
+            {'columns': ['sale_date']},
             {'columns': ['vendor_id', 'sale_date']},
             {'columns': ['category_id', 'sale_date']},
-        ]
+        ],
     )
 }}
 
@@ -12,6 +20,9 @@ with
 order_items as (
 
     select * from {{ ref('fct_order_items') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('placed_date', changed) }}
+    {% endif %}
 
 ),
 

@@ -1,8 +1,26 @@
+{%- set changed = changed_order_dates('month') -%}
+{#- unique_key is the partition rebuilt: every row of a month in which an order changed -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='sale_month',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['sale_month']},
+        ],
+    )
+}}
+
 with
 
 daily as (
 
     select * from {{ ref('agg_daily_sales') }}
+    {% if is_incremental() %}
+        where {{ in_change_set("date_trunc('month', sale_date)::date", changed) }}
+    {% endif %}
 
 ),
 

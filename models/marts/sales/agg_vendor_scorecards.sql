@@ -1,16 +1,35 @@
-{{ config(indexes=[{'columns': ['gross_sales_cents']}]) }}
+{%- set changed = changed_vendors() -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_keys',
+        unique_key='vendor_id',
+        changed_keys=changed,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['vendor_id'], 'unique': true},
+            {'columns': ['gross_sales_cents']},
+        ],
+    )
+}}
 
 with
 
 vendors as (
 
     select * from {{ ref('dim_vendors') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 
 items as (
 
     select * from {{ ref('fct_order_items') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 
@@ -23,6 +42,9 @@ orders as (
 reviews as (
 
     select * from {{ ref('fct_reviews') }}
+    {% if is_incremental() %}
+        where {{ in_change_set('vendor_id', changed) }}
+    {% endif %}
 
 ),
 

@@ -16,7 +16,7 @@ base as (
 
     select * from {{ ref('base_app__customers') }}
     {% if is_incremental() %}
-        where {{ in_change_set('customer_id', changed) }}
+        where {{ in_change_set('customer_id', changed, through_views=true) }}
     {% endif %}
 
 ),

@@ -20,7 +20,7 @@ base as (
 
     select * from {{ ref('base_app__order_items') }}
     {% if is_incremental() %}
-        where {{ in_change_set('order_item_id', changed) }}
+        where {{ in_change_set('order_item_id', changed, through_views=true) }}
     {% endif %}
 
 ),

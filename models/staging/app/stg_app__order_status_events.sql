@@ -19,7 +19,7 @@ base as (
 
     select * from {{ ref('base_app__order_status_events') }}
     {% if is_incremental() %}
-        where {{ in_change_set('order_status_event_id', changed) }}
+        where {{ in_change_set('order_status_event_id', changed, through_views=true) }}
     {% endif %}
 
 ),

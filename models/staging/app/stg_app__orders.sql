@@ -20,7 +20,7 @@ base as (
 
     select * from {{ ref('base_app__orders') }}
     {% if is_incremental() %}
-        where {{ in_change_set('order_id', changed) }}
+        where {{ in_change_set('order_id', changed, through_views=true) }}
     {% endif %}
 
 ),

@@ -19,7 +19,7 @@ base as (
 
     select * from {{ ref('base_app__refunds') }}
     {% if is_incremental() %}
-        where {{ in_change_set('refund_id', changed) }}
+        where {{ in_change_set('refund_id', changed, through_views=true) }}
     {% endif %}
 
 ),

@@ -16,7 +16,7 @@ base as (
 
     select * from {{ ref('base_app__vendors') }}
     {% if is_incremental() %}
-        where {{ in_change_set('vendor_id', changed) }}
+        where {{ in_change_set('vendor_id', changed, through_views=true) }}
     {% endif %}
 
 ),
