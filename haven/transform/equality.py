@@ -2,7 +2,8 @@
 
 A reference database on the same server keeps its own history: it starts as a copy of the
 warehouse, and before each comparison it receives the warehouse's raw_app and rebuilds every
-model from it with ``--full-refresh`` (snapshots run over whole tables, as dbt's snapshot does).
+model from it with ``--full-refresh``, its SCD2 histories compared over whole tables as dbt's
+snapshot does (``snapshot_whole_table``).
 Then every relation the transforms build is compared by row count and a checksum over all of its
 columns, and every snapshot by its SCD2 history.
 """
