@@ -39,6 +39,7 @@ from haven.ops.lock import exclusive_run  # noqa: E402
 from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
     DbtOutcome,
+    build_variables,
     dbt_args,
     dbt_environment,
     read_run_results,
@@ -130,13 +131,16 @@ def ingest_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) ->
 
 
 @task(name="build", timeout_seconds=3600, **RETRY)
-def build_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> list[Any]:
+def build_step(
+    settings: Settings, endpoints: Endpoints, full_refresh: bool, variables: dict[str, object]
+) -> list[Any]:
     """One ``dbt build`` for the whole project: dbt parses once and runs seeds, staging,
     snapshots, marts, features and every test in DAG order, so staging is built once and the
     snapshots still read it before the marts read them."""
     with _measured("build"):
         outcome = run_dbt(
-            dbt_args("build", full_refresh=full_refresh), dbt_environment(settings, endpoints)
+            dbt_args("build", full_refresh=full_refresh, variables=variables),
+            dbt_environment(settings, endpoints),
         )
         results = read_run_results()
         _check_dbt(outcome, "build")
@@ -144,10 +148,16 @@ def build_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> 
 
 
 @task(name="freshness", timeout_seconds=600, **RETRY)
-def freshness_step(settings: Settings, endpoints: Endpoints) -> list[Any]:
-    """Freshness breaches are reported and alerted on, not fatal: the data is still correct."""
+def freshness_step(
+    settings: Settings, endpoints: Endpoints, variables: dict[str, object]
+) -> list[Any]:
+    """Freshness breaches are reported and alerted on, not fatal: the data is still correct.
+    The build's vars again, so dbt reuses the build's parse."""
     with _measured("freshness"):
-        outcome = run_dbt(["source", *dbt_args("freshness")], dbt_environment(settings, endpoints))
+        outcome = run_dbt(
+            ["source", *dbt_args("freshness", variables=variables)],
+            dbt_environment(settings, endpoints),
+        )
         freshness = read_source_freshness()
         if not freshness and not outcome.success:
             _check_dbt(outcome, "source freshness")
@@ -189,8 +199,9 @@ class RunSummary:
 
 
 @flow(name="elt", log_prints=True)
-def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
-    """The whole pipeline, once. ``docs`` also regenerates the dbt docs site (nightly)."""
+def elt(full_refresh: bool = False, docs: bool = False, full_tests: bool = False) -> RunSummary:
+    """The whole pipeline, once. An incremental run tests the rows it changed; ``full_tests``
+    (nightly) or ``full_refresh`` test everything. ``docs`` also regenerates the dbt docs site."""
     settings = get_settings()
     endpoints = up(settings)
     logger = get_run_logger()
@@ -229,10 +240,13 @@ def elt(full_refresh: bool = False, docs: bool = False) -> RunSummary:
     with exclusive_run(endpoints.role_url(TRANSFORMER)):
         try:
             run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
+            variables = build_variables(full_refresh=full_refresh, full_tests=full_tests)
             run.dbt_results["build"] = step(
-                "build", lambda: build_step(settings, endpoints, full_refresh)
+                "build", lambda: build_step(settings, endpoints, full_refresh, variables)
             )
-            run.freshness = step("freshness", lambda: freshness_step(settings, endpoints))
+            run.freshness = step(
+                "freshness", lambda: freshness_step(settings, endpoints, variables)
+            )
             run.reconciliation = step("reconcile", lambda: reconcile_step(settings, endpoints))
             if docs:
                 step("docs", lambda: docs_step(settings, endpoints))

@@ -185,16 +185,25 @@ def build(
     full_refresh: Annotated[
         bool, typer.Option(help="Rebuild incremental models from scratch.")
     ] = False,
+    full_tests: Annotated[
+        bool,
+        typer.Option(help="Test every row, not only the rows this build changed."),
+    ] = False,
 ) -> None:
     """Run `dbt build` (seeds, models, snapshots, tests) as the transformer role and summarise it."""
-    from haven.transform.dbt import dbt_args, dbt_environment, run_dbt
+    from haven.transform.dbt import build_variables, dbt_args, dbt_environment, run_dbt
 
     settings = get_settings()
     endpoints = warehouse.up(settings)
     started = time.perf_counter()
     # dbt prints a line per node as it goes: that is the progress
     outcome = run_dbt(
-        dbt_args("build", select=select, full_refresh=full_refresh),
+        dbt_args(
+            "build",
+            select=select,
+            full_refresh=full_refresh,
+            variables=build_variables(full_refresh=full_refresh, full_tests=full_tests),
+        ),
         dbt_environment(settings, endpoints),
     )
     elapsed = time.perf_counter() - started
@@ -240,6 +249,10 @@ def run(
         bool, typer.Option(help="Reload raw and rebuild incremental models.")
     ] = False,
     docs: Annotated[bool, typer.Option(help="Also regenerate the dbt docs site.")] = False,
+    full_tests: Annotated[
+        bool,
+        typer.Option(help="Test every row, not only the rows this run changed."),
+    ] = False,
 ) -> None:
     """Run the whole pipeline once as the Prefect flow `elt`, and say where to look."""
     from flows.elt import elt
@@ -247,7 +260,7 @@ def run(
     settings = get_settings()
     started = time.perf_counter()
     try:
-        summary = elt(full_refresh=full_refresh, docs=docs)
+        summary = elt(full_refresh=full_refresh, docs=docs, full_tests=full_tests)
     except HavenError:
         raise
     except Exception as error:  # noqa: BLE001 - a flow failure the user should read in one line

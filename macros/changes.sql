@@ -206,3 +206,57 @@
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
+
+
+{% macro record_invocation_start() -%}
+    {#- on-run-start: the transaction id this dbt invocation starts at; rows written later by
+        its models have a newer xmin (changed_in_this_invocation). Older records are dropped. -#}
+    create table if not exists ops.dbt_invocations (
+        invocation_id text primary key,
+        started_xid xid8 not null,
+        started_at timestamptz not null default now()
+    );
+    delete from ops.dbt_invocations where started_at < now() - interval '7 days';
+    insert into ops.dbt_invocations (invocation_id, started_xid)
+    values ('{{ invocation_id }}', pg_current_xact_id())
+{%- endmacro %}
+
+
+{% macro postgres__get_where_subquery(relation) -%}
+    {#- What a data test reads (dbt's get_where_subquery, plus one rule). With var
+        test_changed_rows_only (haven sets it for an incremental run), a test of an incremental
+        model reads only the rows this invocation wrote, and every row sharing the tested
+        column's value with one of them, so a duplicate of an old key is still seen. Anything
+        else (tables rebuilt whole, views, sources, tests of whole-table invariants such as
+        row counts, and every test when the var is off: full and nightly runs) is tested
+        whole. A test's own `where` config still applies. -#}
+    {%- set conditions = [] -%}
+    {%- if config.get('where') -%}
+        {%- do conditions.append('(' ~ config.get('where') ~ ')') -%}
+    {%- endif -%}
+    {%- set parent = graph.nodes.get(model.attached_node) if model.attached_node else none -%}
+    {%- set whole_table_tests = ['expect_table_row_count_to_equal_other_table'] -%}
+    {%- if var('test_changed_rows_only', false)
+        and parent and parent.config.materialized == 'incremental'
+        and model.test_metadata.name not in whole_table_tests -%}
+        {%- set written -%}
+            age(xmin) < (
+                select age(started_xid::text::xid) from ops.dbt_invocations
+                where invocation_id = '{{ invocation_id }}'
+            )
+        {%- endset -%}
+        {%- set column = model.column_name -%}
+        {%- if column -%}
+            {%- do conditions.append(
+                '(' ~ written ~ ' or ' ~ column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ written ~ '))'
+            ) -%}
+        {%- else -%}
+            {%- do conditions.append(written) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}

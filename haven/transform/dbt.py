@@ -98,6 +98,13 @@ def dbt_args(
     return args
 
 
+def build_variables(*, full_refresh: bool = False, full_tests: bool = False) -> dict[str, object]:
+    """The dbt vars of a build: an incremental one tests the rows it wrote (plus whole-table
+    invariants; macros/changes.sql); a full refresh, or ``full_tests`` (the nightly run), tests
+    everything. Every dbt call of a run passes the same vars, so dbt parses the project once."""
+    return {} if full_refresh or full_tests else {"test_changed_rows_only": True}
+
+
 @dataclass
 class NodeResult:
     name: str

@@ -2,8 +2,14 @@
 {#- dbt's relationships test, except for children of a parent row that is in quarantine: those
     are expected to be missing from the parent model (the child itself passed its own checks). -#}
 
+with child as (
+
+    select * from {{ model }}
+
+)
+
 select child.{{ column_name }}
-from {{ model }} as child
+from child
 left join {{ to }} as parent on child.{{ column_name }} = parent.{{ field }}
 where
     child.{{ column_name }} is not null

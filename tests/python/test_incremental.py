@@ -12,7 +12,13 @@ import pytest
 
 from haven.settings import Settings
 from haven.source import simulator
-from haven.transform.dbt import DbtOutcome, dbt_args, dbt_environment, run_dbt
+from haven.transform.dbt import (
+    DbtOutcome,
+    build_variables,
+    dbt_args,
+    dbt_environment,
+    run_dbt,
+)
 from haven.transform.equality import (
     copy_raw,
     create_reference,
@@ -119,3 +125,92 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
         with psycopg.connect(endpoints.warehouse_url) as conn:
             orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]
         assert 0 < inserted["fct_orders"] < orders / 2
+
+
+def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:
+    """Mark a raw row as written again, as a reload by the loader would."""
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            f"update raw_app.{table} set _dlt_load_id = extract(epoch from clock_timestamp())::text"
+            " where id = %s",
+            (key,),
+        )
+
+
+def changed_tests_build(settings: Settings, endpoints: Endpoints, **options: object) -> DbtOutcome:
+    return run_dbt(
+        dbt_args("build", variables=build_variables(**options)),  # type: ignore[arg-type]
+        dbt_environment(settings, endpoints),
+    )
+
+
+PAYMENT_ORPHAN_TEST = (
+    "relationships_unless_quarantined_stg_app__payments_order_id__order_id__orders"
+    "__ref_quarantined_rows___ref_stg_app__orders_"
+)
+
+
+def test_an_incremental_run_tests_the_rows_it_changed_and_still_fails_on_an_orphan(
+    warehouse,
+) -> None:
+    settings, endpoints = warehouse
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        (old, old_order), (new, new_order) = conn.execute(
+            "select payment_id, order_id from staging.stg_app__payments order by payment_id limit 2"
+        ).fetchall()
+        # an orphan this run does not write (as a faulty earlier build would leave it)
+        conn.execute(
+            "update staging.stg_app__payments set order_id = -2 where payment_id = %s", (old,)
+        )
+    # an incremental run does not read it; the nightly run, testing every row, fails on it
+    assert changed_tests_build(settings, endpoints).success
+    nightly = changed_tests_build(settings, endpoints, full_tests=True)
+    assert [node.name for node in nightly.failures] == [PAYMENT_ORPHAN_TEST]
+    bump_load_id(endpoints, "payments", old)
+    assert changed_tests_build(settings, endpoints).success
+
+    # an orphan the incremental run writes: its test fails the run
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        conn.execute("update raw_app.payments set order_id = -1 where id = %s", (new,))
+    bump_load_id(endpoints, "payments", new)
+    try:
+        failed = changed_tests_build(settings, endpoints)
+        assert [node.name for node in failed.failures] == [PAYMENT_ORPHAN_TEST]
+    finally:
+        with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+            conn.execute(
+                "update raw_app.payments set order_id = %s where id = %s", (new_order, new)
+            )
+        bump_load_id(endpoints, "payments", new)
+    assert changed_tests_build(settings, endpoints).success
+    assert old_order is not None
+
+
+def test_a_duplicate_key_written_by_an_incremental_run_fails_it(warehouse) -> None:
+    settings, endpoints = warehouse
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        customer = conn.execute(
+            "select min(customer_id) from staging.stg_app__customers"
+        ).fetchone()[0]
+        # a second version of the customer that ties with the first (same updated_at, same load)
+        conn.execute(
+            "insert into raw_app.customers select * from raw_app.customers where id = %s",
+            (customer,),
+        )
+        conn.execute(
+            "update raw_app.customers set city = 'Elsewhere',"
+            " _dlt_load_id = extract(epoch from now())::text where id = %s",
+            (customer,),
+        )
+    try:
+        failed = changed_tests_build(settings, endpoints)
+        assert not failed.success
+        assert "stg_app__customers" in [node.name for node in failed.failures]
+    finally:
+        with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+            conn.execute(
+                "delete from raw_app.customers where ctid = (select max(ctid) from raw_app.customers where id = %s)",
+                (customer,),
+            )
+        bump_load_id(endpoints, "customers", customer)
+    assert changed_tests_build(settings, endpoints).success
