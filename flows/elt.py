@@ -37,6 +37,7 @@ from haven.ops.cost import cpu_seconds, estimate  # noqa: E402
 from haven.ops.docs import generate as generate_docs  # noqa: E402
 from haven.ops.lock import exclusive_run  # noqa: E402
 from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
+from haven.transform.changes import build_if_changed  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
     DbtOutcome,
     build_variables,
@@ -136,12 +137,15 @@ def build_step(
 ) -> list[Any]:
     """One ``dbt build`` for the whole project: dbt parses once and runs seeds, staging,
     snapshots, marts, features and every test in DAG order, so staging is built once and the
-    snapshots still read it before the marts read them."""
+    snapshots still read it before the marts read them. Skipped, and said so, when no raw row
+    changed since the last complete build of the same project (haven.transform.changes)."""
     with _measured("build"):
-        outcome = run_dbt(
-            dbt_args("build", full_refresh=full_refresh, variables=variables),
-            dbt_environment(settings, endpoints),
+        outcome = build_if_changed(
+            settings, endpoints, full_refresh=full_refresh, variables=variables
         )
+        if outcome is None:
+            print("nothing changed since the last build: dbt build skipped")
+            return []
         results = read_run_results()
         _check_dbt(outcome, "build")
         return results

@@ -522,7 +522,8 @@ def bench_queries(
 def bench_pipeline(
     scale: Annotated[str, typer.Option(help="Comma-separated scale factors, e.g. 1,10.")] = "1,10",
 ) -> None:
-    """Wall time per stage of a full run per scale, growth between scales, incremental vs full."""
+    """A full run, an incremental run after a one-day tick and a run with no change, per scale:
+    each step's wall time, the build's time per layer with the rows written, ratios to full."""
     from haven.bench import pipeline as bench
 
     try:

@@ -1,5 +1,6 @@
-"""`haven bench pipeline` on a tiny scale: every stage runs in flow order for a full and an
-incremental pass, and the report says whether the targets were met. Timings are not asserted."""
+"""`haven bench pipeline` on a tiny scale: a full run, an incremental run after a tick and a run
+with no source change, each step timed, the build's time split by layer with the rows written,
+and the report says whether the targets were met. Timings are not asserted."""
 
 from __future__ import annotations
 
@@ -9,13 +10,30 @@ from haven.bench import pipeline as bench
 from tests.python.conftest import settings_for
 
 
-def test_pipeline_bench_times_every_stage(haven_home: Path, tmp_path: Path) -> None:
+def test_pipeline_bench_times_every_step_and_layer(haven_home: Path, tmp_path: Path) -> None:
     settings = settings_for(haven_home, "benchp")
     result = bench.run(settings, [0.01])
     (scale,) = result.scales
-    assert list(scale.full) == list(bench.STAGES) == list(scale.incremental)
-    assert all(seconds > 0 for seconds in [*scale.full.values(), *scale.incremental.values()])
+    assert list(scale.passes) == list(bench.PASSES)
+    for run in scale.passes.values():
+        assert list(run.steps) == list(bench.STEPS)
+        assert all(seconds > 0 for seconds in run.steps.values())
+        assert list(run.layers) == list(bench.LAYERS)
+    full, incremental, unchanged = (scale.passes[name] for name in bench.PASSES)
+    assert full.layers["tests"] > 0 and incremental.layers["tests"] > 0
+    # the full run rewrites every layer; the tick changes some rows; no change writes nothing
+    assert all(
+        full.rows[layer] > 0 for layer in ("ingest", "staging", "snapshots", "marts", "features")
+    )
+    assert 0 < incremental.rows["ingest"] < full.rows["ingest"]
+    assert 0 < incremental.rows["staging"] < full.rows["staging"]
+    assert 0 < incremental.rows["marts"] < full.rows["marts"]
+    # no source change: nothing loaded, and the build finds nothing to do and is skipped
+    assert unchanged.rows["ingest"] == 0
+    assert sum(unchanged.layers.values()) == 0 and not any(unchanged.rows.values())
     assert scale.source_rows > 1000 and scale.peak_rss_bytes > 0
     _, markdown_path = bench.write_report(result, tmp_path, "test machine")
     text = markdown_path.read_text()
-    assert "| 0.01 |" in text and "incremental after a one-day tick" in text
+    assert (
+        "| 0.01 |" in text and "after a one-day tick is" in text and "no source change is" in text
+    )
