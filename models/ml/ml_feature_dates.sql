@@ -1,3 +1,5 @@
+{{ config(materialized='table') }}
+
 -- The dates features are computed as of: the first day of each of the last twelve months of data.
 with
 

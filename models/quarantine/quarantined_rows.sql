@@ -20,11 +20,8 @@
 {%- endset -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key=['source_table', 'source_key'],
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[{'columns': ['source_table', 'source_key'], 'unique': true}],
     )
 }}

@@ -1,11 +1,8 @@
 {%- set changed = staged_changed_keys('vendors') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='vendor_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['vendor_id']},
             {'columns': ['dbt_scd_id'], 'unique': true},

@@ -11,11 +11,8 @@
 {%- endset -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='listing_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['listing_id'], 'unique': true},
         ],

@@ -5,11 +5,8 @@
 {%- endset -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='vendor_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['vendor_id'], 'unique': true},
         ],

@@ -7,11 +7,8 @@
 {#- unique_key is the partition rebuilt: every row of a cohort a changed customer was or is in -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='cohort_month',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['cohort_month']},
         ],

@@ -2,11 +2,8 @@
 {#- unique_key is the partition rebuilt: every row of a day on which an order changed -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='sale_date',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['sale_date']},
             {'columns': ['vendor_id', 'sale_date']},

@@ -2,11 +2,8 @@
 {#- unique_key is the partition rebuilt: every row of a month in which an order changed -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='sale_month',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['sale_month']},
         ],

@@ -1,11 +1,8 @@
 {%- set changed = changed_vendors() -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='vendor_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['vendor_id'], 'unique': true},
             {'columns': ['gross_sales_cents']},

@@ -1,11 +1,8 @@
 {%- set changed = changed_orders() -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='order_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_id', 'placed_at']},

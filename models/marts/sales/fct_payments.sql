@@ -1,11 +1,8 @@
 {%- set changed = changed_keys('payments') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='payment_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['payment_id'], 'unique': true},
             {'columns': ['order_id']},

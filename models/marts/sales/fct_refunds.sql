@@ -5,11 +5,8 @@
 {%- endset -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='refund_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['refund_id'], 'unique': true},
             {'columns': ['refunded_date']},

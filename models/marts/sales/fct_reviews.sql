@@ -1,11 +1,8 @@
 {%- set changed = changed_keys('reviews') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='review_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['review_id'], 'unique': true},
             {'columns': ['vendor_id', 'reviewed_at']},

@@ -1,11 +1,8 @@
 {%- set changed = changed_keys('shipments') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='shipment_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['shipment_id'], 'unique': true},
         ],

@@ -1,11 +1,8 @@
 {%- set changed = staged_changed_keys('categories') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='category_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[{'columns': ['category_id'], 'unique': true}],
     )
 }}

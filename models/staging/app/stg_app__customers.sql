@@ -1,11 +1,8 @@
 {%- set changed = staged_changed_keys('customers') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='customer_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[{'columns': ['customer_id'], 'unique': true}],
     )
 }}

@@ -1,11 +1,8 @@
 {%- set changed = staged_changed_keys('listings') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='listing_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['listing_id'], 'unique': true},
             {'columns': ['vendor_id']},

@@ -1,11 +1,8 @@
 {%- set changed = staged_changed_keys('order_status_events') -%}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='changed_keys',
         unique_key='order_status_event_id',
         changed_keys=changed,
-        on_schema_change='fail',
         indexes=[
             {'columns': ['order_status_event_id'], 'unique': true},
             {'columns': ['order_id']},
