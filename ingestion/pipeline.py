@@ -29,6 +29,7 @@ from haven.warehouse.endpoints import LOADER, Endpoints  # noqa: E402
 from ingestion.app import app  # noqa: E402
 from ingestion.app.helpers import (  # noqa: E402
     TablePlan,
+    analyze_raw,
     detect_deletes,
     index_raw,
     loaded_versions,
@@ -179,7 +180,7 @@ def ingest(
             for metrics in step["job_metrics"].values()
         )
 
-    progress("looking for hard deletes, indexing raw_app")
+    progress("looking for hard deletes, indexing and analysing raw_app")
     with (
         connect(endpoints.source_url, purpose="source database") as source,
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
@@ -189,6 +190,7 @@ def ingest(
                 _detect_deletes(source, warehouse, settings, plan, load_started, reports)
             if plan.problem is None:
                 index_raw(warehouse, plan.spec, plan.key)
+                analyze_raw(warehouse, plan.spec, reports[plan.spec.name].loaded)
     return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved, recovered)
 
 

@@ -320,6 +320,26 @@ def index_raw(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ..
         )
 
 
+def analyze_raw(warehouse: psycopg.Connection, spec: TableSpec, loaded: int) -> None:
+    """Planner statistics for a raw table that has none yet or just took a large load (a tenth
+    of its rows or more): the first build after a full load otherwise plans its anti-joins blind
+    and can run for minutes. Smaller loads are left to autovacuum."""
+    if loaded == 0:
+        return
+    row = warehouse.execute(
+        "select c.reltuples, coalesce(s.last_analyze, s.last_autoanalyze) from pg_class as c"
+        " join pg_namespace as n on n.oid = c.relnamespace"
+        " left join pg_stat_user_tables as s on s.relid = c.oid"
+        " where n.nspname = 'raw_app' and c.relname = %s",
+        (spec.name,),
+    ).fetchone()
+    if row is None:
+        return
+    rows, analyzed = row
+    if analyzed is None or loaded >= 0.1 * max(float(rows), 0.0):
+        warehouse.execute(sql.SQL("analyze raw_app.{}").format(sql.Identifier(spec.name)))
+
+
 def widen_small_integers(sql_type: TypeEngine) -> TypeEngine | None:
     """Reflect ``smallint`` as ``integer``: dlt would create it as ``integer`` in raw but hand
     the loader 16-bit data, and the binary COPY behind parquet loading needs both to match."""

@@ -172,7 +172,9 @@ def test_a_failing_data_test_is_not_retried_and_names_the_test(flow_env: Endpoin
 
     with psycopg.connect(flow_env.warehouse_url, autocommit=True) as conn:
         conn.execute(
-            "update raw_app.listings set item_condition = 'broken'"
+            # as a load would: a new load id, so the incremental build sees the change
+            "update raw_app.listings set item_condition = 'broken',"
+            " _dlt_load_id = extract(epoch from clock_timestamp())::text"
             " where id = (select min(id) from raw_app.listings where _haven_deleted_at is null and title is not null)"
         )
     try:
@@ -192,7 +194,9 @@ def test_a_failing_data_test_is_not_retried_and_names_the_test(flow_env: Endpoin
     finally:
         with psycopg.connect(flow_env.warehouse_url, autocommit=True) as conn:
             conn.execute(
-                "update raw_app.listings set item_condition = 'good' where item_condition = 'broken'"
+                "update raw_app.listings set item_condition = 'good',"
+                " _dlt_load_id = extract(epoch from clock_timestamp())::text"
+                " where item_condition = 'broken'"
             )
     assert module.elt().run.status == "completed", "a re-run after the fix converges"
 
