@@ -4,14 +4,19 @@
     The loader marks every raw row it writes with its load id (_dlt_load_id, the unix time the
     load started) and every row it finds deleted in the source with _haven_deleted_at. A model's
     watermark, in ops.change_watermarks, is the start of the transaction in which it last
-    committed; a raw row changed for that model when either mark is later. A model's change set
-    is also its changed_keys config, which dbt renders when it parses the model: there `this`
-    has the right identifier but not the right schema, and source() does not resolve, so these
-    macros name the model by identifier (unique in the project) and raw tables by raw_table(). The watermark is
+    committed; a raw row changed for that model when either mark is later. The watermark is
     written by a post-hook inside the model's own transaction, so the model's rows and its
     watermark commit together, and a model that fails (or is skipped) keeps its old watermark
-    and catches up on its next run. Loads and builds take turns (the elt lock), so no raw row
-    can commit with a mark older than a watermark already recorded. -#}
+    and catches up on its next run. Within a run the ingest finishes before the build starts,
+    and two runs never overlap (the elt lock), so no raw row commits with a mark older than a
+    watermark already recorded (the marks come from the loader's clock, the watermark from the
+    warehouse's: on one machine, or with synchronised clocks, they agree).
+
+    A model's change set is also its changed_keys config, which the changed_keys strategy reads
+    to delete what changed. dbt renders that config when it parses the model: there `this` has
+    the right identifier but not the right schema, source() does not resolve, and no query may
+    run, so the macros name the model by identifier (unique in the project), raw tables by
+    raw_table(), and leave the watermark as a placeholder the strategy fills in at run time. -#}
 
 {% macro create_change_watermarks() -%}
     create table if not exists ops.change_watermarks (
@@ -21,35 +26,28 @@
 {%- endmacro %}
 
 
-{% macro change_watermark() -%}
-    {#- This model's watermark: the time up to which it has absorbed raw changes. (A unit test
-        has no `this`; it never runs incrementally, so the name does not matter there.) -#}
-    (
-        select coalesce(max(watermarks.changed_until), '-infinity'::timestamptz)
-        from ops.change_watermarks as watermarks
-        where watermarks.model_name = '{{ this.identifier if this else model.name }}'
-    )
+{% macro watermark_literals() -%}
+    {#- Run time: this model's watermark as two SQL literals, the load id (text) and the
+        timestamp it stands for; '0' and -infinity before the model's first build. -#}
+    {%- set row = run_query(
+        "select coalesce(extract(epoch from max(changed_until))::text, '0'),"
+        ~ " coalesce(max(changed_until), '-infinity')::text"
+        ~ " from ops.change_watermarks where model_name = '" ~ this.identifier ~ "'"
+    ).rows[0] -%}
+    {{ return(["'" ~ row[0] ~ "'", "'" ~ row[1] ~ "'::timestamptz"]) }}
 {%- endmacro %}
 
 
 {% macro changed_since_last_build(table) -%}
     {#- True for a row of raw_app.<table> written or marked deleted after this model's watermark.
-        Load ids are unix times with ten integer digits, so they compare as text. When the model
-        runs incrementally the watermark is read first and written as a literal, so PostgreSQL
-        estimates the change set from the load-id index (a subquery would be a guess, and a bad
-        guess plans nested loops over thousands of changed rows); the subquery form is for the
-        changed_keys config, rendered at parse time, and for full builds. -#}
+        Load ids are unix times with ten integer digits, so they compare as text. The watermark
+        is a literal, so PostgreSQL estimates the change set from the load-id index (a subquery
+        would be a guess, and a bad guess plans nested loops over thousands of changed rows).
+        Outside an incremental run (parsing, a full build) it is a placeholder. -#}
     {%- if execute and is_incremental() -%}
-        {%- set watermark = run_query(
-            "select coalesce(extract(epoch from max(changed_until))::text, '0'),"
-            ~ " coalesce(max(changed_until), '-infinity')::text"
-            ~ " from ops.change_watermarks where model_name = '" ~ this.identifier ~ "'"
-        ).rows[0] -%}
-        {%- set load_id_after = "'" ~ watermark[0] ~ "'" -%}
-        {%- set deleted_after = "'" ~ watermark[1] ~ "'::timestamptz" -%}
+        {%- set load_id_after, deleted_after = watermark_literals() -%}
     {%- else -%}
-        {%- set load_id_after = "(select coalesce(extract(epoch from " ~ change_watermark() ~ ")::text, '0'))" -%}
-        {%- set deleted_after = change_watermark() -%}
+        {%- set load_id_after, deleted_after = '__haven_load_id_watermark__', '__haven_deleted_at_watermark__' -%}
     {%- endif -%}
     (
         _dlt_load_id > {{ load_id_after }}
@@ -96,18 +94,47 @@
 
 {% macro changed_orders(with_item_categories=false) -%}
     {#- The orders whose own row, items, payments, refunds, shipments or status events changed:
-        every order whose fct_orders row may differ. with_item_categories adds the orders with an
-        item whose listing changed (its category is read from the listing). -#}
+        every order whose fct_orders row may differ. with_item_categories adds the orders with
+        an item whose listing took a new category (relisted_items). -#}
     {{ changed_keys('orders') }}
     {%- for table in ['order_items', 'payments', 'refunds', 'shipments', 'order_status_events'] %}
     union
     {{ changed_keys(table, 'order_id') }}
     {%- endfor %}
-    {%- if with_item_categories %}
+    {%- if with_item_categories and execute and is_incremental() %}
     union
     select order_id from {{ raw_table('order_items') }}
-    where {{ in_change_set('listing_id', changed_keys('listings')) }}
+    where {{ in_change_set('id', relisted_items()) }}
     {%- endif %}
+{%- endmacro %}
+
+
+{% macro relisted_items() -%}
+    {#- Run time, in a model body: the order items whose listing took a category since this
+        model's watermark: a listing new to the warehouse (an item that arrived before its
+        listing had none), or one whose newest versions in snp_listings carry a category
+        different from the version before. Most listing changes are price changes; following
+        every one would rebuild most days, customers and vendors on each run. (Only in the body:
+        the strategy deletes what the body rewrites, and nothing is removed by a category.) -#}
+    {%- set load_id_after = watermark_literals()[0] -%}
+    select order_items.id
+    from {{ raw_table('order_items') }} as order_items
+    where order_items.listing_id in (
+        select listing_id
+        from (
+            select
+                listing_id,
+                load_id,
+                category_id,
+                lag(category_id) over (partition by listing_id order by load_id, dbt_valid_from) as previous_category_id,
+                row_number() over (partition by listing_id order by load_id, dbt_valid_from) as version
+            from {{ ref('snp_listings') }}
+            where {{ in_change_set('listing_id', changed_keys('listings')) }}
+        ) as versions
+        where
+            load_id > {{ load_id_after }}
+            and (version = 1 or category_id is distinct from previous_category_id)
+    )
 {%- endmacro %}
 
 
@@ -125,15 +152,13 @@
 
 {% macro changed_vendors() -%}
     {#- The vendors whose features or scorecard may differ: their own row, their reviews, or
-        anything about an order they sold into. -#}
+        anything about an order they sold into (an item counted once its listing arrived). -#}
     {{ changed_keys('vendors') }}
     union
     {{ changed_keys('reviews', 'vendor_id') }}
     union
     select vendor_id from {{ raw_table('order_items') }}
-    where
-        {{ in_change_set('order_id', changed_orders()) }}
-        or {{ in_change_set('id', staged_changed_keys('order_items')) }}
+    where {{ in_change_set('order_id', changed_orders(with_item_categories=true)) }}
 {%- endmacro %}
 
 
@@ -188,20 +213,31 @@
         changed_keys (rows that changed, moved to quarantine or were deleted) or among the rows
         about to be inserted (a model may rebuild more than its change set, all of it when what
         it is computed against moved), then insert the model's rows. Both statements run in the
-        model's transaction. -#}
+        model's transaction. The delete joins the keys (an OR of two IN-subqueries is re-run for
+        every row of the target once the key set outgrows work_mem). -#}
     {%- set changed = config.get('changed_keys') -%}
     {%- if not changed -%}
         {{ exceptions.raise_compiler_error(
             "incremental_strategy 'changed_keys' needs a changed_keys config: the SQL that selects the keys to rebuild"
         ) }}
     {%- endif -%}
+    {%- set load_id_after, deleted_after = watermark_literals() -%}
+    {%- set changed = changed
+        | replace('__haven_load_id_watermark__', load_id_after)
+        | replace('__haven_deleted_at_watermark__', deleted_after) -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set key = arg_dict['unique_key'] -%}
-    {%- set key_columns = key if key is string else key | join(', ') -%}
-    delete from {{ arg_dict['target_relation'] }}
+    {%- set key_columns = [key] if key is string else key -%}
+    delete from {{ arg_dict['target_relation'] }} as target
+    using (
+        {{ changed }}
+        union
+        select {{ key_columns | join(', ') }} from {{ arg_dict['temp_relation'] }}
+    ) as changed_keys ({{ key_columns | join(', ') }})
     where
-        {{ in_change_set(key, changed) }}
-        or {{ in_change_set(key, 'select ' ~ key_columns ~ ' from ' ~ arg_dict['temp_relation']) }};
+        {%- for column in key_columns %}
+        target.{{ column }} = changed_keys.{{ column }}{{ " and" if not loop.last }}
+        {%- endfor %};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}

@@ -1,4 +1,5 @@
 {%- set changed = changed_customers() -%}
+-- depends_on: {{ ref('snp_listings') }}
 {{
     config(
         unique_key='customer_id',
@@ -61,9 +62,7 @@ cancellations as (
     from {{ ref('stg_app__order_status_events') }}
     where
         order_status = 'cancelled'
-        {% if only_changed %}
-            and {{ in_change_set('order_id', 'select order_id from orders') }}
-        {% endif %}
+        and {{ in_change_set('order_id', 'select order_id from orders') if only_changed else 'true' }}
     group by order_id
 
 ),

@@ -1,4 +1,5 @@
 {%- set changed = changed_customers() -%}
+-- depends_on: {{ ref('snp_listings') }}
 {{
     config(
         unique_key='customer_id',
@@ -30,9 +31,7 @@ features as (
     select * from {{ ref('customer_features') }}
     where
         frequency > 0
-        {% if only_changed %}
-            and {{ in_change_set('customer_id', changed) }}
-        {% endif %}
+        and {{ in_change_set('customer_id', changed) if only_changed else 'true' }}
 
 ),
 

@@ -1,4 +1,5 @@
 {%- set changed = changed_vendors() -%}
+-- depends_on: {{ ref('snp_listings') }}
 {{
     config(
         unique_key='vendor_id',

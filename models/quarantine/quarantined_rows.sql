@@ -41,9 +41,7 @@ with
         from {{ ref('base_app__' ~ table) }}
         where
             quarantine_reasons != ''
-            {% if is_incremental() %}
-                and {{ in_change_set(key, staged_changed_keys(table), through_views=true) }}
-            {% endif %}
+            and {{ in_change_set(key, staged_changed_keys(table), through_views=true) if is_incremental() else 'true' }}
 
     ),
 

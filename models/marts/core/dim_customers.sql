@@ -30,9 +30,7 @@ orders as (
     select * from {{ ref('stg_app__orders') }}
     where
         order_status <> 'cancelled'
-        {% if is_incremental() %}
-            and {{ in_change_set('customer_id', changed) }}
-        {% endif %}
+        and {{ in_change_set('customer_id', changed) if is_incremental() else 'true' }}
 
 ),
 

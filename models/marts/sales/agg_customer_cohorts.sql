@@ -25,9 +25,7 @@ customers as (
     from {{ ref('dim_customers') }}
     where
         cohort_month is not null
-        {% if is_incremental() %}
-            and {{ in_change_set('cohort_month', changed) }}
-        {% endif %}
+        and {{ in_change_set('cohort_month', changed) if is_incremental() else 'true' }}
 
 ),
 

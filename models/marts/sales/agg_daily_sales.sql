@@ -1,4 +1,5 @@
 {%- set changed = changed_order_dates('day') -%}
+-- depends_on: {{ ref('snp_listings') }}
 {#- unique_key is the partition rebuilt: every row of a day on which an order changed -#}
 {{
     config(

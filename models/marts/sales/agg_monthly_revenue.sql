@@ -1,4 +1,5 @@
 {%- set changed = changed_order_dates('month') -%}
+-- depends_on: {{ ref('snp_listings') }}
 {#- unique_key is the partition rebuilt: every row of a month in which an order changed -#}
 {{
     config(

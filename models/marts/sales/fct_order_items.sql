@@ -1,4 +1,11 @@
-{%- set changed = staged_changed_keys('order_items') -%}
+{#- The items that changed, the items of orders that changed, and (in the body) the items whose
+    listing took a category. -#}
+{%- set changed -%}
+    {{ changed_keys('order_items') }}
+    union
+    select id from {{ raw_table('order_items') }} where {{ in_change_set('order_id', changed_keys('orders')) }}
+{%- endset -%}
+-- depends_on: {{ ref('snp_listings') }}
 {{
     config(
         unique_key='order_item_id',
@@ -18,7 +25,9 @@ order_items as (
 
     select * from {{ ref('stg_app__order_items') }}
     {% if is_incremental() %}
-        where {{ in_change_set('order_item_id', changed) }}
+        where
+            {{ in_change_set('order_item_id', changed) }}
+            or {{ in_change_set('order_item_id', relisted_items()) }}
     {% endif %}
 
 ),
