@@ -27,20 +27,22 @@
 
 
 {% macro watermark_literals() -%}
-    {#- Run time: this model's watermark as two SQL literals, the load id (text) and the
-        timestamp it stands for; '0' and -infinity before the model's first build. -#}
+    {#- Run time: this model's watermark as two SQL literals, the load id (a number) and the
+        timestamp it stands for; 0 and -infinity before the model's first build. -#}
     {%- set row = run_query(
-        "select coalesce(extract(epoch from max(changed_until))::text, '0'),"
+        "select coalesce(extract(epoch from max(changed_until)), 0)::text,"
         ~ " coalesce(max(changed_until), '-infinity')::text"
         ~ " from ops.change_watermarks where model_name = '" ~ this.identifier ~ "'"
     ).rows[0] -%}
-    {{ return(["'" ~ row[0] ~ "'", "'" ~ row[1] ~ "'::timestamptz"]) }}
+    {{ return([row[0], "'" ~ row[1] ~ "'::timestamptz"]) }}
 {%- endmacro %}
 
 
 {% macro changed_since_last_build(table) -%}
     {#- True for a row of raw_app.<table> written or marked deleted after this model's watermark.
-        Load ids are unix times with ten integer digits, so they compare as text. The watermark
+        Load ids are unix times, compared as numbers: the loader indexes _dlt_load_id::numeric,
+        whose statistics size a change set well (as text, load ids differ only in late digits
+        and PostgreSQL estimates one row, then plans nested loops over thousands). The watermark
         is a literal, so PostgreSQL estimates the change set from the load-id index (a subquery
         would be a guess, and a bad guess plans nested loops over thousands of changed rows).
         Outside an incremental run (parsing, a full build) it is a placeholder. -#}
@@ -50,7 +52,7 @@
         {%- set load_id_after, deleted_after = '__haven_load_id_watermark__', '__haven_deleted_at_watermark__' -%}
     {%- endif -%}
     (
-        _dlt_load_id > {{ load_id_after }}
+        _dlt_load_id::numeric > {{ load_id_after }}
         {%- if table not in append_only_tables() %}
         or _haven_deleted_at > {{ deleted_after }}
         {%- endif %}
@@ -82,13 +84,20 @@
     {#- The keys whose staged (or quarantined) row may differ: the table's own changes, and for a
         table whose quarantine rules look up another table (order_items' orphan rules), the rows
         pointing at keys of that table that changed, so a late parent takes its child out of
-        quarantine. Mirrors the lookups in the base models. -#}
+        quarantine, and for a rule across rows of the table (payments' duplicate provider
+        reference) the rows sharing the value with a changed row. Mirrors the base models. -#}
     {%- set lookups = {'order_items': {'order_id': 'orders', 'listing_id': 'listings'}} -%}
+    {%- set shared = {'payments': 'provider_reference'} -%}
     {{ changed_keys(table) }}
     {%- for column, parent in lookups.get(table, {}).items() %}
     union
     select id from {{ raw_table(table) }} where {{ in_change_set(column, changed_keys(parent)) }}
     {%- endfor %}
+    {%- if table in shared %}
+    union
+    select id from {{ raw_table(table) }}
+    where {{ in_change_set(shared[table], changed_keys(table, shared[table])) }}
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -132,7 +141,7 @@
             where {{ in_change_set('listing_id', changed_keys('listings')) }}
         ) as versions
         where
-            load_id > {{ load_id_after }}
+            load_id::numeric > {{ load_id_after }}
             and (version = 1 or category_id is distinct from previous_category_id)
     )
 {%- endmacro %}

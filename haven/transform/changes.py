@@ -76,9 +76,9 @@ def _latest_raw_change(conn: psycopg.Connection) -> datetime | None:
             continue
         table = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
         row = conn.execute(
-            sql.SQL("select to_timestamp(max(_dlt_load_id)::double precision) from {}").format(
-                table
-            )
+            sql.SQL(
+                "select to_timestamp(max(_dlt_load_id::numeric)::double precision) from {}"
+            ).format(table)
         ).fetchone()
         marks.append(row[0] if row else None)
         if DELETED_AT in columns:

@@ -300,7 +300,7 @@ def index_raw(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ..
     present = column_types(warehouse, "raw_app", spec.name, (*key, DELETED_AT))
     if not present:
         return  # nothing landed yet
-    indexes = [key, ("_dlt_load_id",), *((column,) for column in spec.lookups)]
+    indexes = [key, *((column,) for column in spec.lookups)]
     for columns in indexes:
         warehouse.execute(
             sql.SQL("create index if not exists {} on {} ({})").format(
@@ -309,6 +309,12 @@ def index_raw(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ..
                 sql.SQL(", ").join(sql.Identifier(column) for column in columns),
             )
         )
+    # the load id as a number: its statistics size a change set (as text they cannot)
+    warehouse.execute(
+        sql.SQL("create index if not exists {} on {} (({}::numeric))").format(
+            sql.Identifier(f"{spec.name}__load_id_number"), raw, sql.Identifier("_dlt_load_id")
+        )
+    )
     if DELETED_AT in present:
         warehouse.execute(
             sql.SQL("create index if not exists {} on {} ({}) where {} is not null").format(

@@ -30,7 +30,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("listings", lookups=("category_id",)),
     TableSpec("orders", lookups=("customer_id",)),
     TableSpec("order_items", lookups=("order_id", "listing_id")),
-    TableSpec("payments"),
+    TableSpec("payments", lookups=("provider_reference",)),
     TableSpec("shipments"),
     TableSpec("refunds", lookups=("order_id",)),
     TableSpec("reviews"),

@@ -19,7 +19,8 @@ def test_pipeline_bench_times_every_step_and_layer(haven_home: Path, tmp_path: P
         assert list(run.steps) == list(bench.STEPS)
         assert all(seconds > 0 for seconds in run.steps.values())
         assert list(run.layers) == list(bench.LAYERS)
-    full, incremental, unchanged = (scale.passes[name] for name in bench.PASSES)
+    full, month_start, incremental, unchanged = (scale.passes[name] for name in bench.PASSES)
+    assert month_start.rows["ingest"] > 0
     assert full.layers["tests"] > 0 and incremental.layers["tests"] > 0
     # the full run rewrites every layer; the tick changes some rows; no change writes nothing
     assert all(

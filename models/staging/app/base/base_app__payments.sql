@@ -28,8 +28,13 @@ renamed as (
         updated_at,
         _dlt_load_id as load_id,
         {{ loaded_at() }} as loaded_at,
-        -- the payment provider's reference is unique per charge: a second row with it is a duplicate
-        row_number() over (partition by provider_reference order by id) > 1 as is_duplicate_charge
+        -- the payment provider's reference is unique per charge: a second row with it (a later
+        -- id) is a duplicate; a lookup, not a window, so a build that reads a few payments
+        -- checks only theirs
+        exists (
+            select from source as earlier
+            where earlier.provider_reference = latest.provider_reference and earlier.id < latest.id
+        ) as is_duplicate_charge
     from latest
 
 ),
