@@ -30,9 +30,11 @@ staged as (
         where {{ in_change_set(key, changed) }}
     {% endif %}
 
-),
+)
 
 {% if incremental %}
+    ,
+
     history as (
 
         select * from {{ this }}
@@ -42,15 +44,103 @@ staged as (
 
     ),
 
-    current_versions as (
+    -- a key's staged row and recorded versions side by side, each knowing the staged row's
+    -- updated_at and the current version: window functions over one sort, no joins, so the
+    -- plan does not hang on row estimates (a change set's size is not knowable in advance)
+    versions as (
 
-        select * from history where dbt_valid_to is null
+        select
+            combined.*,
+            max(combined.staged_updated_at) over keyed as incoming_updated_at,
+            bool_or(combined.is_staged) over keyed as is_still_staged,
+            max(
+                case when not combined.is_staged and combined.dbt_valid_to is null then combined.dbt_valid_from end
+            ) over keyed as current_valid_from,
+            max(
+                case when not combined.is_staged and combined.dbt_valid_to is null then combined.dbt_is_deleted end
+            ) over keyed as current_is_deleted
+        from (
+            select
+                staged.*,
+                null::text as dbt_scd_id,
+                null::timestamptz as dbt_updated_at,
+                null::timestamptz as dbt_valid_from,
+                null::timestamptz as dbt_valid_to,
+                null::text as dbt_is_deleted,
+                true as is_staged,
+                staged.updated_at as staged_updated_at
+            from staged
+            union all
+            select
+                history.*,
+                false as is_staged,
+                null::timestamptz as staged_updated_at
+            from history
+        ) as combined
+        window keyed as (partition by combined.{{ key }})
 
     ),
-{% endif %}
 
-new_versions as (
+    classified as (
 
+        select
+            *,
+            -- a staged row that is new, newer than the current version, or back after a deletion
+            incoming_updated_at is not null and (
+                current_valid_from is null
+                or current_valid_from < incoming_updated_at
+                or current_is_deleted = 'True'
+            ) as takes_new_version,
+            -- a live current version whose key is no longer staged (deleted, or quarantined)
+            not is_still_staged and current_valid_from is not null
+            and current_is_deleted != 'True' as is_gone
+        from versions
+
+    )
+
+    select
+        {% for column in columns %}{{ adapter.quote(column) }},
+        {% endfor %}md5(
+            coalesce(cast({{ key }} as varchar), '') || '|' || coalesce(cast(updated_at as varchar), '')
+        ) as dbt_scd_id,
+        updated_at as dbt_updated_at,
+        updated_at as dbt_valid_from,
+        null::timestamptz as dbt_valid_to,
+        'False' as dbt_is_deleted
+    from classified
+    where is_staged and takes_new_version
+
+    union all
+
+    select
+        {% for column in columns %}{{ adapter.quote(column) }},
+        {% endfor %}dbt_scd_id,
+        dbt_updated_at,
+        dbt_valid_from,
+        case
+            when dbt_valid_to is not null then dbt_valid_to
+            when takes_new_version then incoming_updated_at
+            when is_gone then {{ run_time }}
+        end as dbt_valid_to,
+        dbt_is_deleted
+    from classified
+    where not is_staged
+
+    union all
+
+    -- the deletion record: the last values, open from now
+    select
+        {% for column in columns %}{{ adapter.quote(column) }},
+        {% endfor %}md5(
+            coalesce(cast(dbt_scd_id as varchar), '') || '|' || coalesce(cast({{ run_time }} as varchar), '')
+        ) as dbt_scd_id,
+        {{ run_time }} as dbt_updated_at,
+        {{ run_time }} as dbt_valid_from,
+        null::timestamptz as dbt_valid_to,
+        'True' as dbt_is_deleted
+    from classified
+    where not is_staged and dbt_valid_to is null and is_gone
+{% else %}
     select
         staged.*,
         md5(
@@ -62,70 +152,5 @@ new_versions as (
         null::timestamptz as dbt_valid_to,
         'False' as dbt_is_deleted
     from staged
-    {% if incremental %}
-        left join current_versions on staged.{{ key }} = current_versions.{{ key }}
-        where
-            current_versions.{{ key }} is null
-            or current_versions.dbt_valid_from < staged.updated_at
-            or current_versions.dbt_is_deleted = 'True'
-    {% endif %}
-
-)
-
-{% if incremental %}
-    ,
-
-    gone as (
-
-        select current_versions.*
-        from current_versions
-        left join staged on current_versions.{{ key }} = staged.{{ key }}
-        where staged.{{ key }} is null and current_versions.dbt_is_deleted != 'True'
-
-    ),
-
-    closed_history as (
-
-        select
-            {% for column in columns %}history.{{ adapter.quote(column) }},
-            {% endfor %}history.dbt_scd_id,
-            history.dbt_updated_at,
-            history.dbt_valid_from,
-            case
-                when history.dbt_valid_to is not null then history.dbt_valid_to
-                when new_versions.{{ key }} is not null then new_versions.dbt_valid_from
-                when gone.{{ key }} is not null then {{ run_time }}
-            end as dbt_valid_to,
-            history.dbt_is_deleted
-        from history
-        left join new_versions
-            on history.{{ key }} = new_versions.{{ key }} and history.dbt_valid_to is null
-        left join gone on history.dbt_scd_id = gone.dbt_scd_id
-
-    ),
-
-    deletion_records as (
-
-        select
-            {% for column in columns %}gone.{{ adapter.quote(column) }},
-            {% endfor %}md5(
-                coalesce(cast(gone.dbt_scd_id as varchar), '') || '|'
-                || coalesce(cast({{ run_time }} as varchar), '')
-            ) as dbt_scd_id,
-            {{ run_time }} as dbt_updated_at,
-            {{ run_time }} as dbt_valid_from,
-            null::timestamptz as dbt_valid_to,
-            'True' as dbt_is_deleted
-        from gone
-
-    )
-
-    select * from closed_history
-    union all
-    select * from new_versions
-    union all
-    select * from deletion_records
-{% else %}
-    select * from new_versions
 {% endif %}
 {%- endmacro %}

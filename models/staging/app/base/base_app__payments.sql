@@ -31,7 +31,7 @@ renamed as (
         -- the payment provider's reference is unique per charge: a second row with it (a later
         -- id) is a duplicate; a lookup, not a window, so a build that reads a few payments
         -- checks only theirs
-        exists (
+        exists(
             select from source as earlier
             where earlier.provider_reference = latest.provider_reference and earlier.id < latest.id
         ) as is_duplicate_charge
