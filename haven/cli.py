@@ -269,11 +269,15 @@ def run(
         ) from None
     record = summary.run
     elapsed = time.perf_counter() - started
+    tested = (
+        f"tests {record.test_counts()['pass']} passed, {record.test_counts()['fail']} failed"
+        if record.dbt_results.get("build") or record.status != "completed"
+        else "build skipped: nothing changed since the last build"
+    )
     console.print(
         f"elt {record.status} in {elapsed:.1f} s: {record.task_seconds:.1f} s inside tasks, "
         f"{elapsed - record.task_seconds:.1f} s orchestration (Prefect start-up included); "
-        f"{record.ingest.loaded_rows if record.ingest else 0:,} rows loaded; "
-        f"tests {record.test_counts()['pass']} passed, {record.test_counts()['fail']} failed"
+        f"{record.ingest.loaded_rows if record.ingest else 0:,} rows loaded; {tested}"
     )
     if record.cost:
         console.print(
