@@ -21,6 +21,7 @@ from haven.settings import PROJECT_DIR, Settings
 from haven.transform.dbt import DbtOutcome, dbt_args, dbt_environment, run_dbt
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import TRANSFORMER, Endpoints
+from ingestion.app.helpers import column_types
 from ingestion.app.settings import DELETED_AT, TABLES
 
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
@@ -64,14 +65,7 @@ def _latest_raw_change(conn: psycopg.Connection) -> datetime | None:
     """The newest load or deletion mark in raw_app (each an index lookup)."""
     marks = []
     for spec in TABLES:
-        columns = {
-            row[0]
-            for row in conn.execute(
-                "select column_name from information_schema.columns"
-                " where table_schema = 'raw_app' and table_name = %s",
-                (spec.name,),
-            )
-        }
+        columns = column_types(conn, "raw_app", spec.name, ("_dlt_load_id", DELETED_AT))
         if not columns:
             continue
         table = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
