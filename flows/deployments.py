@@ -55,3 +55,24 @@ def to_deployments() -> list[Any]:
         )
         for spec in read_specs()
     ]
+
+
+def release_from_work_pool(deployments: list[Any]) -> list[str]:
+    """Delete the registrations of these deployments that ``prefect deploy`` bound to a work pool
+    (same names, code pulled by a worker), so ``haven serve`` can serve them from this process;
+    return their names. Their past flow runs stay."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    released = []
+    with get_client(sync_client=True) as client:
+        for served in deployments:
+            name = f"{served.flow_name}/{served.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                client.delete_deployment(existing.id)
+                released.append(name)
+    return released

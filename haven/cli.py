@@ -42,28 +42,45 @@ def up(
         bool, typer.Option("--json", help="Print one JSON line with the URLs.")
     ] = False,
 ) -> None:
-    """Start (or reuse) the warehouse and the source, and apply the warehouse roles."""
-    endpoints = warehouse.up(get_settings())
+    """Start (or reuse) the warehouse, the source and the local Prefect server; apply the roles."""
+    from flows.server import api_url, ui_url
+
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
+    prefect = api_url(settings)
     if as_json:
         print(
             json.dumps(
-                {"warehouse_url": endpoints.warehouse_url, "source_url": endpoints.source_url}
+                {
+                    "warehouse_url": endpoints.warehouse_url,
+                    "source_url": endpoints.source_url,
+                    "prefect_api_url": prefect,
+                }
             )
         )
         return
     kind = "embedded PostgreSQL" if endpoints.embedded else "configured PostgreSQL"
     console.print(f"[green]warehouse[/] ({kind}): {endpoints.warehouse_url}")
     console.print(f"[green]source[/]: {endpoints.source_url}")
+    where = "configured" if settings.prefect_api_url else "local server"
+    console.print(f"[green]prefect[/] ({where}): {ui_url(prefect)}", highlight=False)
 
 
 @app.command()
 def down() -> None:
-    """Stop the embedded warehouse (a configured server is never touched)."""
-    server = warehouse.embedded_server(get_settings())
-    if server.stop():
+    """Stop the embedded warehouse and the local Prefect server (configured servers are never
+    touched)."""
+    from flows.server import local_server
+
+    settings = get_settings()
+    if warehouse.embedded_server(settings).stop():
         console.print("embedded warehouse stopped")
     else:
         console.print("embedded warehouse was not running")
+    if local_server(settings).stop():
+        console.print("local Prefect server stopped")
+    else:
+        console.print("local Prefect server was not running")
 
 
 @source_app.command("init")
@@ -233,13 +250,19 @@ def build(
 
 @app.command()
 def env() -> None:
-    """Print `export` lines so plain `dbt` commands use the same warehouse: eval "$(haven env)"."""
+    """Print `export` lines so plain `dbt` and `prefect` commands use the same warehouse and
+    Prefect server: eval "$(haven env)"."""
     import shlex
 
+    from flows.server import local_server
     from haven.transform.dbt import dbt_environment
 
     settings = get_settings()
-    for key, value in dbt_environment(settings, warehouse.up(settings)).items():
+    variables = dbt_environment(settings, warehouse.up(settings))
+    prefect = settings.prefect_api_url or local_server(settings).status().url
+    if prefect:
+        variables["PREFECT_API_URL"] = prefect
+    for key, value in variables.items():
         print(f"export {key}={shlex.quote(value)}")
 
 
@@ -254,10 +277,14 @@ def run(
         typer.Option(help="Test every row, not only the rows this run changed."),
     ] = False,
 ) -> None:
-    """Run the whole pipeline once as the Prefect flow `elt`, and say where to look."""
-    from flows.elt import elt
+    """Run the whole pipeline once as the Prefect flow `elt` on the local Prefect server (or
+    PREFECT_API_URL's), and say where to look."""
+    from flows.server import ui_url, use_prefect_server
 
     settings = get_settings()
+    prefect = use_prefect_server(settings)  # before Prefect is imported
+    from flows.elt import elt
+
     started = time.perf_counter()
     try:
         summary = elt(full_refresh=full_refresh, docs=docs, full_tests=full_tests)
@@ -276,7 +303,7 @@ def run(
     )
     console.print(
         f"elt {record.status} in {elapsed:.1f} s: {record.task_seconds:.1f} s inside tasks, "
-        f"{elapsed - record.task_seconds:.1f} s orchestration (Prefect start-up included); "
+        f"{elapsed - record.task_seconds:.1f} s orchestration; "
         f"{record.ingest.loaded_rows if record.ingest else 0:,} rows loaded; {tested}"
     )
     if record.cost:
@@ -288,6 +315,8 @@ def run(
     for alert in summary.alerts:
         console.print(f"[yellow]alert[/] {alert.kind}: {alert.message}", highlight=False)
     console.print(f"report:  {summary.report_path}", highlight=False, soft_wrap=True)
+    run_page = f"/runs/flow-run/{record.flow_run_id}" if record.flow_run_id else ""
+    console.print(f"prefect: {ui_url(prefect)}{run_page}", highlight=False, soft_wrap=True)
     console.print("status:  .venv/bin/haven status", highlight=False)
     console.print(
         "docs:    .venv/bin/haven docs   (serves the dbt docs site on localhost)", highlight=False
@@ -304,17 +333,28 @@ def status(
     runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
 ) -> None:
     """Recent runs, freshness, failing tests, quarantine counts and reconciliation differences."""
+    from flows.server import local_server, ui_url
     from haven.ops.status import collect
     from haven.warehouse.connection import connect
     from haven.warehouse.endpoints import TRANSFORMER
 
-    endpoints = warehouse.up(get_settings())
+    settings = get_settings()
+    endpoints = warehouse.up(settings)
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
         data = collect(conn, runs=runs)
+    prefect = settings.prefect_api_url or local_server(settings).status().url
+    data["prefect"] = {
+        "ui_url": ui_url(prefect) if prefect else None,
+        "configured": bool(settings.prefect_api_url),
+    }
     if as_json:
         print(json.dumps(data, default=str))
         return
     out = Console()
+    out.print(
+        f"prefect: {ui_url(prefect)}" if prefect else "prefect: not running (`haven up` starts it)",
+        highlight=False,
+    )
     sections = [
         (
             "recent runs",
@@ -403,13 +443,27 @@ def docs(
 
 @app.command("serve")
 def serve_deployments() -> None:
-    """Serve the prefect.yaml deployments locally with their schedules (Ctrl-C stops)."""
+    """Serve the prefect.yaml deployments with their schedules from this process, on the local
+    Prefect server (or PREFECT_API_URL's); Ctrl-C stops."""
+    from flows.server import ui_url, use_prefect_server
+
+    prefect = use_prefect_server(get_settings())  # before Prefect is imported
     from prefect import serve as prefect_serve
 
-    from flows.deployments import to_deployments
+    from flows.deployments import release_from_work_pool, to_deployments
 
     deployments = to_deployments()
-    console.print(f"serving {', '.join(d.name for d in deployments)} (schedules from prefect.yaml)")
+    for name in release_from_work_pool(deployments):
+        console.print(
+            f"{name} was registered for the work pool by `prefect deploy`; it is served from "
+            "here now (run `prefect deploy --all` again to hand it back to a worker)",
+            highlight=False,
+        )
+    console.print(
+        f"serving {', '.join(d.name for d in deployments)} (schedules from prefect.yaml); "
+        f"runs appear in {ui_url(prefect)}",
+        highlight=False,
+    )
     prefect_serve(*deployments)
 
 

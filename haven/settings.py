@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="Key of the HMAC that masks emails in staging. Unset on the embedded warehouse "
         "means a random key kept in .haven/pii_hash_key; a real warehouse must set it.",
     )
+    prefect_api_url: str | None = Field(
+        default=None,
+        validation_alias="PREFECT_API_URL",
+        description="A Prefect server of your own (Prefect's variable); unset means the local "
+        "server `haven up` starts under .haven/prefect.",
+    )
     home: Path = Field(
         default=PROJECT_DIR / ".haven",
         description="Where the embedded server, dlt working files and reports live.",

@@ -160,10 +160,10 @@ class EmbeddedServer:
         """The port used last time if it is free, then ports the kernel says are free."""
         with contextlib.suppress(OSError, ValueError, KeyError):
             last = int(json.loads(self.state_file.read_text())["port"])
-            if _port_is_free(last):
+            if port_is_free(last):
                 yield last
         for _ in range(5):
-            yield _free_port()
+            yield free_port()
 
     def _remove_stale_pid_file(self) -> None:
         """After an unclean shutdown PostgreSQL leaves ``postmaster.pid``; if its pid is now some
@@ -282,7 +282,7 @@ def _is_postgres_process(pid: int, data_dir: Path) -> bool:
     )
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((HOST, port))
@@ -291,7 +291,7 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])

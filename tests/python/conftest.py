@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.server import local_server
 from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.endpoints import Endpoints, embedded_server, up
 
@@ -21,6 +22,7 @@ HAVEN = str(Path(sys.executable).parent / "haven")
 def haven_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("haven-home")
     yield home
+    local_server(Settings(home=home)).stop()  # `haven up` in a test starts one
     embedded_server(Settings(home=home)).stop()
 
 

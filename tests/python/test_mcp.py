@@ -24,6 +24,7 @@ from haven.settings import PROJECT_DIR, Settings
 from haven.source import simulator
 from haven.transform.dbt import dbt_args, dbt_environment, read_run_results, run_dbt
 from haven.warehouse.connection import connect
+from haven.warehouse.embedded import free_port
 from haven.warehouse.endpoints import TRANSFORMER, Endpoints, up
 from ingestion.pipeline import ingest
 from tests.python.conftest import HAVEN, settings_for
@@ -185,7 +186,7 @@ def test_analytical_sql_is_accepted_and_escapes_are_refused_over_http(warehouse)
         indexes_before = conn.execute(
             "select count(*) from pg_indexes where schemaname in ('analytics', 'ml')"
         ).fetchone()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [HAVEN, "mcp", "--http", str(port)],
         env=environment,
@@ -274,12 +275,6 @@ def test_caps_can_be_lowered_not_raised(warehouse) -> None:
     assert rows_capped["row_count"] == 500 and "row cap" in rows_capped["truncated"]
     assert bytes_capped["row_count"] < 400 and "byte cap" in bytes_capped["truncated"]
     assert lowered["row_count"] < 5 and "4,096-byte cap" in lowered["truncated"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(port: int, timeout: float = 60.0) -> None:

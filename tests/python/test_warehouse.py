@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import psycopg
 import pytest
 
@@ -92,9 +93,14 @@ def test_up_json_prints_one_line(haven, haven_home) -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     urls = json.loads(lines[0])
-    assert set(urls) == {"warehouse_url", "source_url"}
+    assert set(urls) == {"warehouse_url", "source_url", "prefect_api_url"}
     with psycopg.connect(urls["warehouse_url"]) as conn:
         assert conn.execute("select current_database()").fetchone() == ("haven",)
+    assert httpx.get(f"{urls['prefect_api_url']}/health", timeout=10).json() is True
+    again = haven("up", "--json", home=haven_home)
+    assert json.loads(again.stdout) == urls, "a second `haven up` reuses both servers"
+    pool = httpx.get(f"{urls['prefect_api_url']}/work_pools/haven-local", timeout=10).json()
+    assert pool["type"] == "process"
 
 
 @pytest.mark.parametrize(
@@ -126,17 +132,21 @@ def test_password_never_printed(haven, haven_home) -> None:
 def test_configured_servers_are_used_as_they_are(
     module_env: tuple[Settings, Endpoints], haven, haven_home
 ) -> None:
-    """With both URLs set nothing is started: the same code runs against the given server."""
+    """With the URLs set nothing is started: the same code runs against the given servers."""
     _, endpoints = module_env
+    prefect = json.loads(haven("up", "--json", home=haven_home).stdout)["prefect_api_url"]
     result = haven(
         "up",
         "--json",
         env={
             "HAVEN_WAREHOUSE_URL": endpoints.warehouse_url,
             "HAVEN_SOURCE_URL": endpoints.source_admin_url,
+            "PREFECT_API_URL": prefect,
         },
         home=haven_home / "unused",
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["warehouse_url"] == endpoints.warehouse_url
+    assert json.loads(result.stdout)["prefect_api_url"] == prefect
     assert not (haven_home / "unused" / "pg").exists(), "no embedded server was created"
+    assert not (haven_home / "unused" / "prefect").exists(), "no Prefect server was started"
