@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -33,7 +34,7 @@ from prefect.tasks import exponential_backoff  # noqa: E402
 
 from haven.errors import DataTestFailure, HavenError, TransientError  # noqa: E402
 from haven.ops import alerts, history, report  # noqa: E402
-from haven.ops.cost import cpu_seconds, estimate  # noqa: E402
+from haven.ops.cost import RunCost, cpu_seconds, estimate  # noqa: E402
 from haven.ops.docs import generate as generate_docs  # noqa: E402
 from haven.ops.lock import exclusive_run  # noqa: E402
 from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
@@ -60,6 +61,17 @@ TRANSIENT_MARKERS = (
     "connection timed out",
     "the database system is starting up",
     "the database system is shutting down",
+    "the database system is in recovery mode",
+    "is the server running",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "consuming input failed",
+    "connection already closed",
+    "ssl syscall error",
+    "eof detected",
+    "broken pipe",
+    "connection is lost",
 )
 
 
@@ -99,11 +111,21 @@ def _measured(name: str) -> Iterator[None]:
     """Count the attempt and the time spent inside the task body (all attempts), so the flow can
     tell work from orchestration."""
     _attempts[name] = task_run.run_count or 1
+    if _attempts[name] > 1:
+        _restart_embedded_warehouse()
     began = time.perf_counter()
     try:
         yield
     finally:
         _body_seconds[name] = _body_seconds.get(name, 0.0) + time.perf_counter() - began
+
+
+def _restart_embedded_warehouse() -> None:
+    """Before a retry: if the embedded server went down (a crash, a kill), start it again on the
+    same port, so the run's URLs still hold. A configured server is never touched."""
+    settings = get_settings()
+    if settings.warehouse_url is None or settings.source_url is None:
+        embedded_server(settings).start()
 
 
 def _check_dbt(outcome: DbtOutcome, step: str) -> None:
@@ -216,8 +238,7 @@ def elt(full_refresh: bool = False, docs: bool = False, full_tests: bool = False
     )
     _attempts.clear()
     _body_seconds.clear()
-    server_data = embedded_server(settings).data_dir if endpoints.embedded else None
-    cpu_before = cpu_seconds(server_data)
+    cpu_before = cpu_seconds(_server_data(endpoints))
     wall = time.perf_counter()
 
     def step(name: str, call: Callable[[], T]) -> T:
@@ -242,6 +263,7 @@ def elt(full_refresh: bool = False, docs: bool = False, full_tests: bool = False
     report_path = None
     sent: list[alerts.Alert] = []
     with exclusive_run(endpoints.role_url(TRANSFORMER)):
+        _record_kept_runs(settings, endpoints)
         try:
             run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
             variables = build_variables(full_refresh=full_refresh, full_tests=full_tests)
@@ -261,18 +283,27 @@ def elt(full_refresh: bool = False, docs: bool = False, full_tests: bool = False
             run.error = str(error).splitlines()[0] if str(error) else type(error).__name__
         run.finished_at = datetime.now(UTC)
         run.wall_seconds = time.perf_counter() - wall
-        with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
-            size = conn.execute("select pg_database_size(current_database())").fetchone()
-        cpu = cpu_seconds(server_data) - cpu_before
-        moved = run.ingest.bytes_moved if run.ingest else 0
-        run.cost = estimate(
-            settings, cpu=cpu, bytes_moved=moved, warehouse_bytes=int(size[0]) if size else 0
+        run.cost = _cost(
+            settings, endpoints, run, cpu_seconds(_server_data(endpoints)) - cpu_before
         )
-        step("record", lambda: record_step(endpoints, run))
-        report_path = step("report", lambda: report_step(settings, endpoints))
+        try:
+            step("record", lambda: record_step(endpoints, run))
+        except Exception as error:  # noqa: BLE001 - the warehouse is still down after the retries
+            kept = history.keep_pending(run, settings.pending_runs_dir)
+            logger.warning(
+                "run %s could not be recorded (%s); kept in %s, the next run records it",
+                run.run_id,
+                str(error).splitlines()[0] if str(error) else type(error).__name__,
+                kept,
+            )  # the work is done (or its failure raised below); only the bookkeeping waits
+        else:
+            report_path = step("report", lambda: report_step(settings, endpoints))
         for alert in _alerts_for(run):
             delivered = alerts.send(alert, settings.alert_webhook)
-            with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+            with (
+                contextlib.suppress(HavenError, psycopg.Error),
+                connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn,
+            ):
                 history.record_alert(conn, run.run_id, alert.kind, alert.message, delivered)
             sent.append(alert)
     logger.info(
@@ -285,6 +316,33 @@ def elt(full_refresh: bool = False, docs: bool = False, full_tests: bool = False
     if raised is not None:
         raise raised
     return RunSummary(run, report_path, sent)
+
+
+def _server_data(endpoints: Endpoints) -> Path | None:
+    return embedded_server(get_settings()).data_dir if endpoints.embedded else None
+
+
+def _cost(settings: Settings, endpoints: Endpoints, run: history.RunRecord, cpu: float) -> RunCost:
+    """The run's cost; the warehouse's size counts as 0 when the warehouse cannot be reached."""
+    size = 0
+    with (
+        contextlib.suppress(HavenError, psycopg.Error),
+        connect(endpoints.warehouse_url, purpose="warehouse") as conn,
+    ):
+        size = int(conn.execute("select pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
+    moved = run.ingest.bytes_moved if run.ingest else 0
+    return estimate(settings, cpu=cpu, bytes_moved=moved, warehouse_bytes=size)
+
+
+def _record_kept_runs(settings: Settings, endpoints: Endpoints) -> None:
+    """Runs that ended while the warehouse was down are recorded by the next run."""
+    if not any(settings.pending_runs_dir.glob("*.pickle")):
+        return
+    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        for kept in history.record_pending(conn, settings.pending_runs_dir):
+            get_run_logger().info(
+                "recorded run %s (the warehouse was down when it ended)", kept.run_id
+            )
 
 
 def _timing(name: str, started: datetime, began: float, status: str) -> history.TaskTiming:

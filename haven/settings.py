@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         return self.home / "prefect"
 
     @property
+    def pending_runs_dir(self) -> Path:
+        """Run records waiting for the warehouse (it was down when their run ended)."""
+        return self.home / "pending_runs"
+
+    @property
     def report_path(self) -> Path:
         return self.home / "report.html"
 

