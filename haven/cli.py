@@ -599,6 +599,56 @@ def bench_pipeline(
     console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
 
 
+@bench_app.command("faults")
+def bench_faults(
+    runs: Annotated[int, typer.Option(help="Faulted runs of the elt flow.")] = 200,
+    scale: Annotated[float, typer.Option(help="Scale factor of the simulated source.")] = 0.01,
+    fault_share: Annotated[
+        float, typer.Option(help="Share of connections dropped, reset or stalled (0 to 1).")
+    ] = 0.01,
+    kills: Annotated[
+        int, typer.Option(help="Runs in which the warehouse is killed (SIGKILL) part way.")
+    ] = 3,
+    stall_seconds: Annotated[
+        float, typer.Option(help="How long a stalled connection waits.")
+    ] = 2.0,
+    baseline_runs: Annotated[
+        int, typer.Option(help="Clean runs first, the baseline the run times are compared with.")
+    ] = 3,
+    check_every: Annotated[
+        int,
+        typer.Option(help="Compare the marts with a full rebuild every N runs (0: never)."),
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Same seed, same faults.")] = 1,
+) -> None:
+    """The flow N times through a TCP fault proxy, the warehouse killed a few times: runs
+    succeeded, retries, and after every run raw against the source and the marts against a full
+    rebuild."""
+    from flows.server import use_prefect_server
+    from haven.bench import faults as bench
+
+    if not 0 <= fault_share <= 1:
+        raise HavenError(f"--fault-share must be between 0 and 1, got {fault_share}.")
+    settings = get_settings()
+    use_prefect_server(settings)
+    with console.status("benchmarking faults") as status:
+        result = bench.run(
+            settings,
+            runs=runs,
+            scale=scale,
+            fault_share=fault_share,
+            stall_seconds=stall_seconds,
+            kills=kills,
+            baseline_runs=baseline_runs,
+            check_every=check_every,
+            seed=seed,
+            progress=lambda step: status.update(step),
+        )
+    json_path, markdown_path = bench.write_report(result, settings.home / "bench", _machine())
+    console.print(markdown_path.read_text(), highlight=False, soft_wrap=True)
+    console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
+
+
 def _current_scale(endpoints: object) -> str:
     from haven.source import simulator
 

@@ -137,6 +137,11 @@ def ingest(
             for plan in plans
             if plan.problem is None and plan.raw_exists and plan.spec.mutable
         }
+        appended_through = {
+            plan.spec.name: appended_cursor(warehouse, plan.spec)
+            for plan in plans
+            if plan.problem is None and plan.raw_exists and not plan.spec.mutable
+        }
 
     def on_batch(table: str, rows: int) -> None:
         reports[table].extracted += rows
@@ -146,7 +151,9 @@ def ingest(
     bytes_moved = 0
     if runnable:
         first_loads = frozenset(plan.spec.name for plan in plans if not plan.raw_exists)
-        forget_cursors(dlt_pipeline, first_loads)
+        # an append-only table continues from what raw holds, not from dlt's cursor: a load
+        # that failed after its extract moved the cursor must not lose the rows it carried
+        forget_cursors(dlt_pipeline, first_loads | frozenset(appended_through))
         source = app(
             credentials=endpoints.source_url,
             schema=settings.source_schema,
@@ -154,6 +161,7 @@ def ingest(
             lag_seconds=settings.ingest_lag_seconds,
             loaded=loaded,
             first_loads=first_loads,
+            appended_through=appended_through,
             decimals={plan.spec.name: plan.decimals for plan in plans},
             primary_keys={plan.spec.name: plan.key for plan in plans},
             on_batch=on_batch,
@@ -262,6 +270,16 @@ def recover(
         f"recovered an interrupted ingest: {done} {len(pending)} unfinished load package(s),"
         f" removed {removed:,} row(s) that would have been duplicates"
     )
+
+
+def appended_cursor(warehouse: psycopg.Connection, spec: TableSpec) -> object:
+    """The highest cursor value an append-only raw table holds (None when it is empty)."""
+    row = warehouse.execute(
+        sql.SQL("select max({}) from {}.{}").format(
+            sql.Identifier(spec.cursor), sql.Identifier(DATASET), sql.Identifier(spec.name)
+        )
+    ).fetchone()
+    return row[0] if row else None
 
 
 def forget_cursors(dlt_pipeline: dlt.Pipeline, tables: frozenset[str]) -> None:

@@ -19,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.process
 import random
 import socket
 import struct
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
@@ -302,6 +306,96 @@ class FaultProxy:
         if downward.done() and not downward.cancelled() and downward.result():
             self._count("reset")
             _abort_with_rst(writer)
+
+
+class FaultProxyProcess:
+    """A :class:`FaultProxy` in a process of its own, same interface. The pipeline's native
+    drivers (connectorx, ADBC) can hold the GIL while they wait for the network; a proxy thread
+    in the same process would then stall with them, so the benchmark runs it here instead."""
+
+    def __init__(self, upstream_port: int, **options: object) -> None:
+        FaultProxy(upstream_port, **options)  # type: ignore[arg-type]  # validates the options
+        self._arguments = (upstream_port, options)
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._control: Connection | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the proxy is not running")
+        return self._port
+
+    def start(self) -> int:
+        if self._port is not None:
+            return self._port
+        context = multiprocessing.get_context("spawn")
+        self._control, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_proxy, args=(child, *self._arguments), daemon=True
+        )
+        self._process.start()
+        self._port = int(self._call("port"))
+        return self._port
+
+    def set_fault_share(self, share: float) -> None:
+        _check_share(share)
+        self._call("share", share)
+
+    def stats(self) -> FaultStats:
+        return FaultStats(**self._call("stats"))
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        with contextlib.suppress(OSError, EOFError):
+            self._call("stop")
+        self._process.join(timeout=_STOP_TIMEOUT)
+        if self._process.is_alive():
+            self._process.kill()
+        self._process = self._control = self._port = None
+
+    def __enter__(self) -> FaultProxyProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _call(self, command: str, argument: object = None) -> Any:
+        assert self._control is not None, "the proxy is not running"
+        self._control.send((command, argument))
+        answer = self._control.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _serve_proxy(control: Connection, upstream_port: int, options: dict[str, Any]) -> None:
+    """The proxy process: answer the parent's commands until it says stop (or goes away)."""
+    proxy = FaultProxy(upstream_port, **options)
+    proxy.start()
+    try:
+        while True:
+            try:
+                command, argument = control.recv()
+            except EOFError:
+                return
+            try:
+                if command == "port":
+                    control.send(proxy.port)
+                elif command == "share":
+                    proxy.set_fault_share(argument)
+                    control.send(None)
+                elif command == "stats":
+                    control.send(asdict(proxy.stats()))
+                elif command == "stop":
+                    control.send(None)
+                    return
+            except ValueError as error:
+                control.send(error)
+    finally:
+        proxy.stop()
 
 
 def proxied_url(url: str, port: int) -> str:

@@ -82,11 +82,11 @@ class IngestBenchmark:
         return sum(self.tables.values())
 
 
-def bench_settings(settings: Settings, scale: float) -> Settings:
-    """Scratch databases for the benchmark, beside the real ones on the same servers: a warehouse
-    and a simulated source per scale (snapshots must never mix two scales' histories), kept
-    between runs."""
-    suffix = f"_bench_sf{scale:g}".replace(".", "_")
+def bench_settings(settings: Settings, scale: float, benchmark: str = "bench") -> Settings:
+    """Scratch databases for a benchmark, beside the real ones on the same servers: a warehouse
+    and a simulated source per benchmark and scale (snapshots must never mix two scales'
+    histories), kept between runs."""
+    suffix = f"_{benchmark}_sf{scale:g}".replace(".", "_")
     warehouse = f"{settings.warehouse_database}{suffix}"
     source = f"{settings.source_database}{suffix}"
     return settings.model_copy(

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from haven.errors import HavenError
+from haven.settings import Settings
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import Endpoints
 from haven.warehouse.fingerprint import Fingerprint, table_fingerprint
@@ -157,3 +158,27 @@ def differences(incremental: dict[str, object], reference: dict[str, object]) ->
             else:
                 lines.append(f"{name}: {left}, reference {right}")
     return lines
+
+
+def differences_from_full_rebuild(
+    settings: Settings, endpoints: Endpoints, reference: str
+) -> list[str]:
+    """Give the reference the warehouse's raw data, rebuild everything there with
+    ``--full-refresh`` (histories over whole tables, as dbt's snapshot), and list every table
+    and history that differs from the warehouse (empty: the incremental build is exact)."""
+    from haven.transform.dbt import dbt_args, dbt_environment, run_dbt
+
+    copy_raw(endpoints, reference)
+    environment = dbt_environment(settings, endpoints)
+    environment["HAVEN_DBT_DATABASE"] = reference
+    outcome = run_dbt(
+        dbt_args("build", full_refresh=True, variables={"snapshot_whole_table": True}),
+        environment,
+    )
+    if not outcome.success:
+        names = ", ".join(node.name for node in outcome.failures[:5])
+        raise HavenError(f"the full rebuild in {reference} failed: {names or outcome.error}.")
+    reference_url = database_url(endpoints.warehouse_url, reference)
+    return differences(
+        transformed_fingerprints(endpoints.warehouse_url), transformed_fingerprints(reference_url)
+    ) + differences(snapshot_histories(endpoints.warehouse_url), snapshot_histories(reference_url))

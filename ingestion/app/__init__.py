@@ -30,6 +30,7 @@ def app(
     chunk_size: int = dlt.config.value,
     loaded: Mapping[str, pa.Table | None] | None = None,
     first_loads: frozenset[str] = frozenset(),
+    appended_through: Mapping[str, object] | None = None,
     decimals: Mapping[str, dict[str, tuple[int, int]]] | None = None,
     primary_keys: Mapping[str, tuple[str, ...]] | None = None,
     on_batch: BatchCallback | None = None,
@@ -40,6 +41,8 @@ def app(
     window; re-read rows that match are dropped so an unchanged source loads nothing.
     Tables in ``first_loads`` have no raw table yet: they are appended straight into it, which
     gives the same rows as a merge without dlt's staging copy and merge statement.
+    ``appended_through`` holds, per append-only table, the highest cursor value raw holds: the
+    table is read from just after it (raw is the truth, not dlt's remembered cursor).
     ``decimals`` holds each table's source ``numeric(p, s)`` columns, restored after connectorx.
     ``primary_keys`` holds each table's primary key as the source's catalog declares it.
     ``on_batch`` is told the table and row count of every extracted batch (progress).
@@ -54,6 +57,7 @@ def app(
             chunk_size=chunk_size,
             already_loaded=(loaded or {}).get(spec.name),
             first_load=spec.name in first_loads,
+            start_after=(appended_through or {}).get(spec.name),
             decimals=(decimals or {}).get(spec.name, {}),
             key=(primary_keys or {}).get(spec.name, spec.primary_key),
             on_batch=on_batch,
@@ -72,6 +76,7 @@ def _table_resource(
     chunk_size: int,
     already_loaded: pa.Table | None,
     first_load: bool,
+    start_after: object,
     decimals: dict[str, tuple[int, int]],
     key: tuple[str, ...],
     on_batch: BatchCallback | None,
@@ -87,6 +92,8 @@ def _table_resource(
         type_adapter_callback=widen_small_integers,
         incremental=dlt.sources.incremental(
             spec.cursor,
+            initial_value=start_after,
+            range_start="open" if start_after is not None else "closed",
             lag=float(lag_seconds) if spec.mutable else None,
             on_cursor_value_missing="raise",
         ),
@@ -97,8 +104,8 @@ def _table_resource(
         resource.add_map(lambda batch: restore_decimals(batch, decimals))
     if spec.mutable and already_loaded is not None:
         resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec.cursor))
-        # an empty table would reach the loader as a parquet file without row groups
-        resource.add_filter(lambda batch: batch.num_rows > 0)
+    # an empty batch would reach the loader as a parquet file without row groups
+    resource.add_filter(lambda batch: batch.num_rows > 0)
     if on_batch is not None:
 
         def report(batch: pa.Table) -> pa.Table:

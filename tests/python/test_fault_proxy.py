@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from haven.bench.fault_proxy import FaultProxy, proxied_url
+from haven.bench.fault_proxy import FaultProxy, FaultProxyProcess, proxied_url
 
 PAYLOAD = os.urandom(100 * 1024)
 TIMEOUT = 10.0
@@ -243,3 +243,18 @@ def test_kinds_are_validated(kinds: tuple[str, ...]) -> None:
 )
 def test_proxied_url_swaps_only_host_and_port(url: str, expected: str) -> None:
     assert proxied_url(url, 6000) == expected
+
+
+def test_the_proxy_in_its_own_process_forwards_counts_and_faults(echo_port: int) -> None:
+    payload = os.urandom(100_000)
+    with FaultProxyProcess(echo_port, fault_share=0.0, kinds=("drop", "reset")) as proxy:
+        assert exchange(proxy.port, payload) == (payload, None)
+        proxy.set_fault_share(1.0)
+        echoed, _ = exchange(proxy.port, payload)
+        assert echoed != payload, "a faulted connection does not echo everything"
+        with pytest.raises(ValueError):
+            proxy.set_fault_share(2.0)
+        stats = proxy.stats()
+    assert stats.connections == 2 and stats.faulted == 1
+    with pytest.raises(ValueError):
+        FaultProxyProcess(echo_port, kinds=("boom",))

@@ -157,3 +157,56 @@ def simulator_source(settings: Settings) -> Endpoints:
     simulator.init(endpoints, scale=0.03, seed=5, replace=True)
     assert not ingest(settings, endpoints, full_refresh=True).failed
     return endpoints
+
+
+def test_loads_that_keep_failing_lose_no_appended_row(
+    haven_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault benchmark's case: a load fails after its extract moved dlt's cursors, the next
+    run's recovery fails too and discards the package (and the rows it had appended). The
+    append-only table must still get every row once the warehouse answers again."""
+    import dlt
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from haven.errors import HavenError
+
+    settings = settings_for(haven_home, "failing_loads")
+    endpoints = simulator_source(settings)
+    simulator.tick(endpoints, days=1)
+    real_load = dlt.Pipeline.load
+    failures = {"left": 2}
+
+    def flaky_load(self: dlt.Pipeline, *args: object, **kwargs: object) -> object:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise PipelineStepFailed(self, "load", None, ConnectionError("server closed"), None)  # type: ignore[arg-type]
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(dlt.Pipeline, "load", flaky_load)
+    with pytest.raises(HavenError, match="failed at the load step"):
+        ingest(settings, endpoints)
+    # the recovery's load fails too: the package is discarded, then this run extracts again
+    report = ingest(settings, endpoints)
+    assert not report.failed and "discarded" in str(report.recovered)
+    _assert_no_duplicate_live_keys(endpoints.warehouse_url)
+    assert_raw_equals_source(endpoints)
+
+
+def test_an_append_cursor_ahead_of_raw_loses_nothing(haven_home: Path) -> None:
+    """What the fault benchmark found: after failed and discarded loads dlt's cursor for an
+    append-only table stood past rows raw never got. The next ingest reads on from what raw
+    holds, so those rows still arrive (once)."""
+    from ingestion.pipeline import pipeline
+
+    settings = settings_for(haven_home, "cursor_ahead")
+    endpoints = simulator_source(settings)
+    simulator.tick(endpoints, days=1)
+    with psycopg.connect(endpoints.source_admin_url) as source:
+        newest = source.execute("select max(id) from order_status_events").fetchone()[0]
+    dlt_pipeline = pipeline(settings, endpoints)
+    with dlt_pipeline.managed_state() as state:
+        cursor = state["sources"][PIPELINE_NAME]["resources"]["order_status_events"]
+        cursor["incremental"]["id"]["last_value"] = newest
+    assert not ingest(settings, endpoints).failed
+    _assert_no_duplicate_live_keys(endpoints.warehouse_url)
+    assert_raw_equals_source(endpoints)
