@@ -73,6 +73,9 @@ TRANSIENT_MARKERS = (
     "broken pipe",
     "connection is lost",
     "timed out waiting for connection",
+    "terminated abnormally",
+    "before or while processing the request",
+    "unexpected postmaster exit",
     "timeout expired",
 )
 

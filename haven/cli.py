@@ -615,10 +615,6 @@ def bench_faults(
     baseline_runs: Annotated[
         int, typer.Option(help="Clean runs first, the baseline the run times are compared with.")
     ] = 3,
-    check_every: Annotated[
-        int,
-        typer.Option(help="Compare the marts with a full rebuild every N runs (0: never)."),
-    ] = 1,
     seed: Annotated[int, typer.Option(help="Same seed, same faults.")] = 1,
 ) -> None:
     """The flow N times through a TCP fault proxy, the warehouse killed a few times: runs
@@ -627,9 +623,14 @@ def bench_faults(
     from flows.server import use_prefect_server
     from haven.bench import faults as bench
 
-    if not 0 <= fault_share <= 1:
-        raise HavenError(f"--fault-share must be between 0 and 1, got {fault_share}.")
     settings = get_settings()
+    bench.check_options(
+        settings,
+        runs=runs,
+        kills=kills,
+        baseline_runs=baseline_runs,
+        fault_share=fault_share,
+    )
     use_prefect_server(settings)
     with console.status("benchmarking faults") as status:
         result = bench.run(
@@ -640,7 +641,6 @@ def bench_faults(
             stall_seconds=stall_seconds,
             kills=kills,
             baseline_runs=baseline_runs,
-            check_every=check_every,
             seed=seed,
             progress=lambda step: status.update(step),
         )

@@ -177,6 +177,14 @@ def ingest(
             raise HavenError(
                 f"The ingest failed at the {error.step} step: {_root_cause(error)}."
             ) from None
+        except BaseException as error:
+            # connectorx panics (a pyo3 PanicException, a BaseException) when its connection is
+            # reset mid-read; as an ordinary error the flow can judge it and retry
+            if type(error).__name__ != "PanicException":
+                raise
+            raise HavenError(
+                f"The ingest failed at the extract step: {str(error).splitlines()[0]}."
+            ) from None
         load_id = info.loads_ids[-1] if info.loads_ids else None
         for table_name, rows in normalized.row_counts.items():
             if table_name in reports:
