@@ -11,14 +11,12 @@ as a detached process and talks HTTP to it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import psutil
 
 from haven.errors import HavenError
 from haven.settings import Settings
-from haven.warehouse.embedded import HOST, free_port, port_is_free
+from haven.warehouse.embedded import HOST, file_lock, free_port, port_is_free
 
 WORK_POOL = "haven-local"
 """The process work pool ``prefect.yaml``'s deployments run on (created by ``haven up``)."""
@@ -131,15 +129,8 @@ class PrefectServer:
             f"The Prefect server did not answer within {START_TIMEOUT_SECONDS} s; see {self.log_file}."
         )
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_file, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.lock_file)
 
 
 def server_environment(prefect_home: Path) -> dict[str, str]:

@@ -243,22 +243,27 @@ class EmbeddedServer:
         os.chown(path, entry.pw_uid, entry.pw_gid)
         path.chmod(0o700)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """Serialise start/stop between processes (a test run and ``make demo`` at once)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_file, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.lock_file)
 
     def _log_tail(self) -> str:
         try:
             return self.log_file.read_text(errors="replace")[-2000:]
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created with its folder) between processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ensure_server_user() -> pwd.struct_passwd:

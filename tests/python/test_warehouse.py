@@ -101,6 +101,10 @@ def test_up_json_prints_one_line(haven, haven_home) -> None:
     assert json.loads(again.stdout) == urls, "a second `haven up` reuses both servers"
     pool = httpx.get(f"{urls['prefect_api_url']}/work_pools/haven-local", timeout=10).json()
     assert pool["type"] == "process"
+    status = json.loads(haven("status", "--json", home=haven_home).stdout)
+    assert status["prefect"]["ui_url"] == urls["prefect_api_url"].removesuffix("/api")
+    exported = haven("env", home=haven_home).stdout
+    assert f"export PREFECT_API_URL={urls['prefect_api_url']}" in exported
 
 
 @pytest.mark.parametrize(
