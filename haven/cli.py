@@ -17,6 +17,7 @@ from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import redact
 from haven.warehouse.embedded import BIN_DIRECTORY
+from haven.warehouse.endpoints import ANALYST
 
 app = typer.Typer(
     help="Clutter Haven analytics warehouse: embedded PostgreSQL, simulated source, dlt ingestion.",
@@ -321,10 +322,17 @@ def run(
     console.print(
         "docs:    .venv/bin/haven docs   (serves the dbt docs site on localhost)", highlight=False
     )
+    endpoints = warehouse.up(settings)
     console.print(
-        f"data:    {redact(warehouse.up(settings).warehouse_url)} (schemas analytics, ml, ops)",
+        f"data:    {redact(endpoints.warehouse_url)} (schemas analytics, ml, ops)",
         highlight=False,
     )
+    if endpoints.embedded:
+        console.print(
+            f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.role_url(ANALYST)}'",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -355,52 +363,108 @@ def status(
         f"prefect: {ui_url(prefect)}" if prefect else "prefect: not running (`haven up` starts it)",
         highlight=False,
     )
-    sections = [
+    for title, headers, rows in _status_sections(data):
+        if not rows:
+            out.print(f"{title}: none")
+            continue
+        table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+        for header, justify in headers:
+            table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    out.print("all columns: haven status --json", highlight=False)
+
+
+def _status_sections(
+    data: dict[str, list[dict[str, object]]],
+) -> list[tuple[str, list[tuple[str, str]], list[list[str]]]]:
+    """What ``haven status`` prints: few, short columns, so each table fits 80 columns."""
+
+    def text(value: object, template: str = "{}") -> str:
+        return "" if value is None else template.format(value)
+
+    left, right = "left", "right"
+    return [
         (
             "recent runs",
-            data["runs"],
             [
-                "started_at",
-                "status",
-                "wall_seconds",
-                "rows_loaded",
-                "tests_passed",
-                "tests_failed",
-                "cost_usd",
-                "monthly_estimate_usd",
+                ("started (UTC)", left),
+                ("status", left),
+                ("secs", right),
+                ("rows", right),
+                ("tests ok/fail", right),
+                ("run $", right),
+                ("month $", right),
+            ],
+            [
+                [
+                    f"{run['started_at']:%m-%d %H:%M}",  # type: ignore[str-format]
+                    str(run["status"]),
+                    text(run["wall_seconds"]),
+                    text(run["rows_loaded"], "{:,}"),
+                    f"{text(run['tests_passed'])}/{text(run['tests_failed'])}",
+                    text(run["cost_usd"], "{:.4f}"),
+                    text(run["monthly_estimate_usd"], "{:.2f}"),
+                ]
+                for run in data["runs"]
             ],
         ),
         (
             "source freshness (latest run)",
-            data["freshness"],
-            ["source_table", "lag_minutes", "status"],
+            [("table", left), ("lag min", right), ("status", left)],
+            [
+                [
+                    str(row["source_table"]).removeprefix("source.clutter_haven."),
+                    text(row["lag_minutes"]),
+                    str(row["status"]),
+                ]
+                for row in data["freshness"]
+            ],
         ),
-        ("failing tests (latest run)", data["failing_tests"], ["unique_id", "status", "message"]),
-        ("quarantine", data["quarantine"], ["source_table", "rows"]),
+        (
+            "failing tests (latest run)",
+            [("test", left), ("status", left), ("message", left)],
+            [
+                [str(row["unique_id"]).split(".")[-2], str(row["status"]), text(row["message"])]
+                for row in data["failing_tests"]
+            ],
+        ),
+        (
+            "quarantine",
+            [("table", left), ("rows", right)],
+            [[str(row["source_table"]), f"{row['rows']:,}"] for row in data["quarantine"]],
+        ),
         (
             "reconciliation differences (latest run)",
-            data["reconciliation_differences"],
             [
-                "table_name",
-                "source_rows",
-                "raw_rows",
-                "staged_rows",
-                "quarantined_rows",
-                "row_difference",
-                "amount_difference",
+                ("table", left),
+                ("source", right),
+                ("raw", right),
+                ("staged", right),
+                ("quar.", right),
+                ("Δ rows", right),
+                ("Δ amount", right),
+            ],
+            [
+                [
+                    str(row["table_name"]),
+                    *(
+                        text(row[column])
+                        for column in (
+                            "source_rows",
+                            "raw_rows",
+                            "staged_rows",
+                            "quarantined_rows",
+                            "row_difference",
+                            "amount_difference",
+                        )
+                    ),
+                ]
+                for row in data["reconciliation_differences"]
             ],
         ),
     ]
-    for title, rows, columns in sections:
-        if not rows:
-            out.print(f"{title}: none")
-            continue
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-        out.print(table)
 
 
 @app.command()
@@ -481,8 +545,23 @@ def mcp(
 
     if http is not None:
         _check_port_free(http, option="--http")
-    endpoints = warehouse.up(get_settings())
-    server = build_server(Connections(endpoints.role_url(MCP), endpoints.role_url(TRANSFORMER)))
+    settings = get_settings()
+
+    def locate() -> tuple[str, str | None]:
+        endpoints = warehouse.up(settings)
+        return endpoints.role_url(MCP), endpoints.role_url(TRANSFORMER)
+
+    try:
+        connections = Connections(*locate())
+    except HavenError as error:  # start anyway: the client sees the sentence on every call
+        console.print(
+            f"[yellow]warning:[/] {error} The MCP server starts anyway and answers every tool "
+            "call with this until the warehouse is back.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        connections = Connections(locate=locate)
+    server = build_server(connections)
     if http is None:
         server.run("stdio")
     else:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -26,13 +25,39 @@ MAX_BYTES = 256 * 1024
 VISIBLE_SCHEMAS = ("analytics", "ml", "ops")
 
 
-@dataclass(frozen=True)
 class Connections:
-    reader_url: str
-    """haven_mcp: everything the tools run goes through it."""
-    advisor_url: str | None = None
-    """A role that may create indexes on the marts, used only inside rolled-back transactions to
-    price candidate indexes; never runs text from the client except EXPLAIN of a checked query."""
+    """Where the tools connect. ``reader_url`` (haven_mcp) runs everything the tools run;
+    ``advisor_url`` is a role that may create indexes on the marts, used only inside rolled-back
+    transactions to price candidate indexes (it never runs text from the client except EXPLAIN of
+    a checked query). Given ``locate`` instead, the URLs are found on first use and again after a
+    failure, so a server started while the warehouse is down answers every tool call with the
+    sentence saying why, and works once the warehouse is back."""
+
+    def __init__(
+        self,
+        reader_url: str | None = None,
+        advisor_url: str | None = None,
+        *,
+        locate: Callable[[], tuple[str, str | None]] | None = None,
+    ) -> None:
+        if reader_url is None and locate is None:
+            raise ValueError("Connections needs reader_url or locate")
+        self._urls = (reader_url, advisor_url) if reader_url is not None else None
+        self._locate = locate
+
+    def _resolved(self) -> tuple[str, str | None]:
+        if self._urls is None:
+            assert self._locate is not None
+            self._urls = self._locate()  # a HavenError here is the tool's answer
+        return self._urls  # type: ignore[return-value]
+
+    @property
+    def reader_url(self) -> str:
+        return self._resolved()[0]
+
+    @property
+    def advisor_url(self) -> str | None:
+        return self._resolved()[1]
 
 
 @contextmanager

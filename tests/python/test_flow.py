@@ -137,9 +137,13 @@ def test_status_json_reports_runs_freshness_and_reconciliation(
         env={
             "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
             "HAVEN_SOURCE_DATABASE": settings.source_database,
+            "COLUMNS": "80",
         },
     )
     assert text.returncode == 0 and "recent runs" in text.stdout
+    assert "tests ok/fail" in text.stdout and "month $" in text.stdout
+    assert "…" not in text.stdout, "no column cut at 80 columns"
+    assert max(len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
 
 
 def test_analysts_can_read_the_run_history(flow_env: Endpoints) -> None:

@@ -286,3 +286,18 @@ def _wait_for(port: int, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"the MCP server did not listen on {port}")
+
+
+def test_mcp_starts_with_the_warehouse_down_and_each_call_says_why(haven_home: Path) -> None:
+    """An MCP client only shows what the server answers: with the warehouse unreachable the
+    server still starts, and every tool call answers with the sentence."""
+    from tests.python.conftest import haven_environment
+
+    environment = haven_environment(
+        {"HAVEN_WAREHOUSE_URL": "postgresql://haven@127.0.0.1:1/nowhere"}, haven_home
+    )
+    answers = asyncio.run(
+        run_session(stdio(environment), [("list_schemas", {}), ("recent_runs", {})])
+    )
+    assert all(error for error, _ in answers), answers
+    assert all("Cannot connect to the warehouse" in text for _, text in answers), answers
