@@ -1,14 +1,15 @@
 {% macro mask_pii(column, kind) -%}
     {#- The one place PII is masked. email: HMAC-SHA256 of the normalised address, built from
-        PostgreSQL's sha256() and the key's inner and outer pads (haven derives them from
-        HAVEN_PII_HASH_KEY; the key is never in the repository); postal_code: first three
-        characters. Names, phone numbers and street addresses are never selected past staging. -#}
+        PostgreSQL's sha256() and the key's inner and outer pads, read from a table only the
+        transformer may read (haven writes them from HAVEN_PII_HASH_KEY; no key material is in
+        compiled SQL or the environment); postal_code: first three characters. Names, phone
+        numbers and street addresses are never selected past staging. -#}
     {%- if kind == 'email' -%}
         encode(
             sha256(
-                decode('{{ env_var("HAVEN_PII_HMAC_OUTER_PAD") }}', 'hex')
+                decode((select outer_pad from {{ source('haven_private', 'pii_key') }}), 'hex')
                 || sha256(
-                    decode('{{ env_var("HAVEN_PII_HMAC_INNER_PAD") }}', 'hex')
+                    decode((select inner_pad from {{ source('haven_private', 'pii_key') }}), 'hex')
                     || convert_to(lower(trim({{ column }})), 'UTF8')
                 )
             ),

@@ -9,64 +9,30 @@ agree.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import secrets
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from haven.errors import HavenError
 from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.endpoints import TRANSFORMER, Endpoints
-
-
-def pii_hash_key(settings: Settings, endpoints: Endpoints) -> str:
-    """The HMAC key for emails: from the environment, or for the embedded warehouse a random key
-    made once and kept (git-ignored) under ``.haven/``."""
-    if settings.pii_hash_key is not None:
-        return settings.pii_hash_key.get_secret_value()
-    if not endpoints.embedded:
-        raise HavenError(
-            "HAVEN_PII_HASH_KEY is not set; a real warehouse needs a secret key to mask emails "
-            "(for example: export HAVEN_PII_HASH_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'))."
-        )
-    path = settings.home / "pii_hash_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def hmac_pads(key: str) -> tuple[str, str]:
-    """HMAC-SHA256's inner and outer padded keys, hex: with them SQL computes a real HMAC from
-    the built-in ``sha256()`` (the embedded server has no pgcrypto), and the key itself never
-    appears in compiled SQL."""
-    raw = key.encode()
-    if len(raw) > 64:
-        raw = hashlib.sha256(raw).digest()
-    raw = raw.ljust(64, b"\0")
-    inner = bytes(byte ^ 0x36 for byte in raw)
-    outer = bytes(byte ^ 0x5C for byte in raw)
-    return inner.hex(), outer.hex()
+from haven.warehouse.pii import store_pii_key
 
 
 def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
-    """The variables ``profiles.yml`` and the models read, for the transformer role."""
+    """The variables ``profiles.yml`` and the models read, for the transformer role (no key
+    material: the masking key is put in the warehouse here, where only the transformer reads it)."""
+    store_pii_key(settings, endpoints)
     url = urlsplit(endpoints.role_url(TRANSFORMER))
-    inner_pad, outer_pad = hmac_pads(pii_hash_key(settings, endpoints))
     return {
         "HAVEN_DBT_HOST": url.hostname or "127.0.0.1",
         "HAVEN_DBT_PORT": str(url.port or 5432),
         "HAVEN_DBT_USER": unquote(url.username or TRANSFORMER),
         "HAVEN_DBT_PASSWORD": unquote(url.password or ""),
         "HAVEN_DBT_DATABASE": url.path.lstrip("/"),
-        "HAVEN_PII_HMAC_INNER_PAD": inner_pad,
-        "HAVEN_PII_HMAC_OUTER_PAD": outer_pad,
         "DBT_TARGET": settings.dbt_target,
         "DBT_PROFILES_DIR": str(PROJECT_DIR),
         "DBT_PROJECT_DIR": str(PROJECT_DIR),

@@ -88,3 +88,11 @@ exception when others then
     raise notice 'pg_stat_statements unavailable: %', sqlerrm;
 end
 $stats$;
+
+-- the PII masking key: a private schema only the transformer reads (written by haven/warehouse/pii.py)
+create schema if not exists haven_private;
+revoke all on schema haven_private from public;
+grant usage on schema haven_private to haven_transformer;
+create table if not exists haven_private.pii_key (inner_pad text not null, outer_pad text not null);
+revoke all on haven_private.pii_key from public;
+grant select on haven_private.pii_key to haven_transformer;

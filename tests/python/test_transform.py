@@ -129,6 +129,35 @@ def test_no_personal_data_past_staging(warehouse) -> None:
         assert all(len(value) == 64 for (value,) in hashes)
 
 
+def test_no_key_material_leaves_the_warehouse(warehouse, haven, haven_home) -> None:
+    """The masking key and its HMAC pads are in no compiled or run SQL under target/ or dbt's
+    log, not in
+    `haven env`, not in the server's statement statistics; only the transformer reads them."""
+    from haven.warehouse.endpoints import ANALYST, MCP
+    from haven.warehouse.pii import hmac_pads, pii_hash_key
+
+    settings, endpoints, _ = warehouse
+    key = pii_hash_key(settings, endpoints)
+    secrets_ = [key, *hmac_pads(key)]
+    for path in [*(PROJECT_DIR / "target").rglob("*"), *(PROJECT_DIR / "logs").rglob("*")]:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not any(secret in text for secret in secrets_), f"key material in {path}"
+    exported = haven(
+        "env", home=haven_home, env={"HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database}
+    )
+    assert exported.returncode == 0 and "HAVEN_DBT_DATABASE" in exported.stdout
+    assert not any(secret in exported.stdout for secret in secrets_)
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        statements = " ".join(
+            row[0] for row in conn.execute("select query from pg_stat_statements")
+        )
+    assert "haven_private" in statements, "the masking read the key from its table"
+    assert not any(secret in statements for secret in secrets_)
+    for role in (ANALYST, MCP):
+        assert not can_read(endpoints, role, "haven_private.pii_key")
+
+
 def fingerprint(
     endpoints: Endpoints, relation: str, key: str, columns: list[str] | None = None
 ) -> object:

@@ -8,7 +8,8 @@ import hmac
 import pytest
 
 from haven.settings import PROJECT_DIR
-from haven.transform.dbt import dbt_args, hmac_pads
+from haven.transform.dbt import dbt_args
+from haven.warehouse.pii import hmac_pads
 
 
 def test_dbt_args_builds_the_command_line() -> None:
