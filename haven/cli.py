@@ -49,6 +49,13 @@ def up(
     settings = get_settings()
     endpoints = warehouse.up(settings)
     prefect = api_url(settings)
+    if any(settings.pending_runs_dir.glob("*.pickle")):
+        from haven.ops.history import record_pending
+        from haven.warehouse.connection import connect
+
+        with connect(endpoints.role_url(warehouse.TRANSFORMER), purpose="warehouse") as conn:
+            kept = record_pending(conn, settings.pending_runs_dir)
+        console.print(f"recorded {len(kept)} run(s) that ended while the warehouse was down")
     if as_json:
         print(
             json.dumps(

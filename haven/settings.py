@@ -89,8 +89,9 @@ class Settings(BaseSettings):
 
     @property
     def pending_runs_dir(self) -> Path:
-        """Run records waiting for the warehouse (it was down when their run ended)."""
-        return self.home / "pending_runs"
+        """Run records waiting for the warehouse (it was down when their run ended), one folder
+        per warehouse database so a record is written where its run belongs."""
+        return self.home / "pending_runs" / self.warehouse_database
 
     @property
     def report_path(self) -> Path:

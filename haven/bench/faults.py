@@ -211,8 +211,7 @@ def _fresh(bench: Settings, scale: float, progress: Callable[[str], None]) -> En
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
             )
     shutil.rmtree(bench.dlt_dir, ignore_errors=True)
-    for kept in bench.pending_runs_dir.glob("*.pickle"):
-        kept.unlink()
+    shutil.rmtree(bench.pending_runs_dir, ignore_errors=True)  # records of the dropped database
     direct = up(bench)
     progress(f"SF {scale:g}: generating the source")
     simulator.init(direct, scale=scale, seed=SEED, replace=True)

@@ -224,7 +224,7 @@ def test_a_run_ending_while_the_warehouse_is_down_is_recorded_by_the_next(
     with psycopg.connect(flow_env.warehouse_url) as conn:
         assert not conn.execute("select from ops.runs where run_id = %s", (lost.run_id,)).fetchone()
     monkeypatch.setattr(history, "record", real_record)
-    following = module.elt().run
+    following = module.elt().run  # records the kept run first
     with psycopg.connect(flow_env.warehouse_url) as conn:
         recorded = conn.execute(
             "select run_id, status from ops.runs where run_id in (%s, %s)",

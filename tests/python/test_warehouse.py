@@ -9,7 +9,16 @@ import psycopg
 import pytest
 
 from haven.settings import Settings
-from haven.warehouse.endpoints import ANALYST, LOADER, MCP, ML, TRANSFORMER, Endpoints, apply_roles
+from haven.warehouse.endpoints import (
+    ANALYST,
+    LOADER,
+    MCP,
+    ML,
+    TRANSFORMER,
+    Endpoints,
+    apply_roles,
+    up,
+)
 
 ALL_ROLES = (LOADER, TRANSFORMER, ANALYST, ML, MCP)
 
@@ -154,3 +163,22 @@ def test_configured_servers_are_used_as_they_are(
     assert json.loads(result.stdout)["prefect_api_url"] == prefect
     assert not (haven_home / "unused" / "pg").exists(), "no embedded server was created"
     assert not (haven_home / "unused" / "prefect").exists(), "no Prefect server was started"
+
+
+def test_up_records_runs_kept_while_the_warehouse_was_down(haven, haven_home) -> None:
+    from datetime import UTC, datetime
+
+    from haven.ops.history import RunRecord, keep_pending
+
+    settings = Settings(home=haven_home, warehouse_url=None, source_url=None)
+    run = RunRecord(started_at=datetime.now(UTC), status="failed", error="the warehouse was down")
+    keep_pending(run, settings.pending_runs_dir)
+    result = haven("up", home=haven_home)
+    assert result.returncode == 0, result.stderr
+    assert "recorded 1 run(s)" in result.stderr
+    with psycopg.connect(up(settings).warehouse_url) as conn:
+        row = conn.execute(
+            "select status from ops.runs where run_id = %s", (run.run_id,)
+        ).fetchone()
+    assert row == ("failed",)
+    assert not list(settings.pending_runs_dir.glob("*.pickle"))
