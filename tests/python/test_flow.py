@@ -212,6 +212,8 @@ def test_a_run_ending_while_the_warehouse_is_down_is_recorded_by_the_next(
     import flows.elt as module
     from haven.ops import history
 
+    with psycopg.connect(flow_env.role_url(TRANSFORMER), autocommit=True) as conn:
+        history.ensure_schema(conn)  # when this test runs alone
     real_record = history.record
 
     def warehouse_down(*args: object, **kwargs: object) -> None:
