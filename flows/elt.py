@@ -49,7 +49,13 @@ from haven.transform.dbt import (  # noqa: E402
     run_dbt,
 )
 from haven.warehouse.connection import connect  # noqa: E402
-from haven.warehouse.endpoints import TRANSFORMER, Endpoints, embedded_server, up  # noqa: E402
+from haven.warehouse.endpoints import (  # noqa: E402
+    TRANSFORMER,
+    Endpoints,
+    embedded_server,
+    up,
+    uses_embedded_server,
+)
 from ingestion.pipeline import IngestReport, ingest  # noqa: E402
 
 TRANSIENT_MARKERS = (
@@ -129,7 +135,7 @@ def _restart_embedded_warehouse() -> None:
     """Before a retry: if the embedded server went down (a crash, a kill), start it again on the
     same port, so the run's URLs still hold. A configured server is never touched."""
     settings = get_settings()
-    if settings.warehouse_url is None or settings.source_url is None:
+    if uses_embedded_server(settings):
         embedded_server(settings).start()
 
 
@@ -274,7 +280,8 @@ def elt(
     report_path = None
     sent: list[alerts.Alert] = []
     with exclusive_run(endpoints.role_url(TRANSFORMER)):
-        _record_kept_runs(settings, endpoints)
+        for kept in history.record_kept_runs(settings, endpoints):
+            logger.info("recorded run %s (the warehouse was down when it ended)", kept.run_id)
         try:
             run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
             variables = build_variables(full_refresh=full_refresh, full_tests=full_tests)
@@ -343,17 +350,6 @@ def _cost(settings: Settings, endpoints: Endpoints, run: history.RunRecord, cpu:
         size = int(conn.execute("select pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
     moved = run.ingest.bytes_moved if run.ingest else 0
     return estimate(settings, cpu=cpu, bytes_moved=moved, warehouse_bytes=size)
-
-
-def _record_kept_runs(settings: Settings, endpoints: Endpoints) -> None:
-    """Runs that ended while the warehouse was down are recorded by the next run."""
-    if not any(settings.pending_runs_dir.glob("*.pickle")):
-        return
-    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
-        for kept in history.record_pending(conn, settings.pending_runs_dir):
-            get_run_logger().info(
-                "recorded run %s (the warehouse was down when it ended)", kept.run_id
-            )
 
 
 def _timing(name: str, started: datetime, began: float, status: str) -> history.TaskTiming:

@@ -49,12 +49,10 @@ def up(
     settings = get_settings()
     endpoints = warehouse.up(settings)
     prefect = api_url(settings)
-    if any(settings.pending_runs_dir.glob("*.pickle")):
-        from haven.ops.history import record_pending
-        from haven.warehouse.connection import connect
+    if any(settings.pending_runs_dir.glob("*.pickle")):  # history imports dlt: only then
+        from haven.ops.history import record_kept_runs
 
-        with connect(endpoints.role_url(warehouse.TRANSFORMER), purpose="warehouse") as conn:
-            kept = record_pending(conn, settings.pending_runs_dir)
+        kept = record_kept_runs(settings, endpoints)
         console.print(f"recorded {len(kept)} run(s) that ended while the warehouse was down")
     if as_json:
         print(

@@ -14,7 +14,10 @@ import psycopg
 
 from haven.ops.cost import RunCost
 from haven.ops.reconcile import Reconciliation
+from haven.settings import Settings
 from haven.transform.dbt import ArtifactResult, SourceFreshness
+from haven.warehouse.connection import connect
+from haven.warehouse.endpoints import TRANSFORMER, Endpoints
 from ingestion.pipeline import IngestReport
 
 
@@ -202,6 +205,15 @@ def record_pending(conn: psycopg.Connection, directory: Path) -> list[RunRecord]
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return written
+
+
+def record_kept_runs(settings: Settings, endpoints: Endpoints) -> list[RunRecord]:
+    """Write the runs kept while the warehouse was down, if any (the flow at its start, and
+    ``haven up``); return them."""
+    if not any(settings.pending_runs_dir.glob("*.pickle")):
+        return []
+    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        return record_pending(conn, settings.pending_runs_dir)
 
 
 def record_alert(

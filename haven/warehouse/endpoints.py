@@ -49,10 +49,15 @@ def embedded_server(settings: Settings) -> EmbeddedServer:
     return EmbeddedServer(settings.embedded_dir)
 
 
+def uses_embedded_server(settings: Settings) -> bool:
+    """The embedded server holds the warehouse or the source (one of the URLs is not set)."""
+    return settings.warehouse_url is None or settings.source_url is None
+
+
 def up(settings: Settings) -> Endpoints:
     """Make the warehouse and the source reachable and return their URLs. Idempotent."""
     port: int | None = None
-    if settings.warehouse_url is None or settings.source_url is None:
+    if uses_embedded_server(settings):
         port = embedded_server(settings).start()
     role_password = settings.role_password or (EMBEDDED_ROLE_PASSWORD if port else None)
     embedded_root = (
