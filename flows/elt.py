@@ -115,6 +115,9 @@ RETRY = {
 
 _attempts: dict[str, int] = {}
 _body_seconds: dict[str, float] = {}
+_dbt_results: dict[str, list[Any]] = {}
+"""The last dbt results of each step, kept even when the step fails, so a run that failed on a
+test still records which tests failed."""
 
 
 @contextlib.contextmanager
@@ -180,6 +183,7 @@ def build_step(
             print("nothing changed since the last build: dbt build skipped")
             return []
         results = read_run_results()
+        _dbt_results["build"] = results
         _check_dbt(outcome, "build")
         return results
 
@@ -255,6 +259,7 @@ def elt(
     )
     _attempts.clear()
     _body_seconds.clear()
+    _dbt_results.clear()
     cpu_before = cpu_seconds(_server_data(endpoints))
     wall = time.perf_counter()
 
@@ -297,6 +302,8 @@ def elt(
             run.status = "completed"
         except BaseException as error:  # noqa: BLE001 - recorded, alerted, then re-raised
             raised = error
+            for command, results in _dbt_results.items():
+                run.dbt_results.setdefault(command, results)
             run.status = "failed"
             run.error = str(error).splitlines()[0] if str(error) else type(error).__name__
         run.finished_at = datetime.now(UTC)

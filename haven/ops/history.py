@@ -137,7 +137,9 @@ def record(conn: psycopg.Connection, run: RunRecord) -> None:
                     ],
                 )
             cursor.executemany(
-                "insert into ops.dbt_results values (%s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+                "insert into ops.dbt_results (run_id, command, unique_id, resource_type, status, seconds,"
+                " rows_affected, message, model) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict do nothing",
                 [
                     (
                         run.run_id,
@@ -148,15 +150,25 @@ def record(conn: psycopg.Connection, run: RunRecord) -> None:
                         r.seconds,
                         r.rows_affected,
                         r.message,
+                        r.model,
                     )
                     for command, results in run.dbt_results.items()
                     for r in results
                 ],
             )
             cursor.executemany(
-                "insert into ops.source_freshness values (%s, %s, %s, %s, %s)",
+                "insert into ops.source_freshness (run_id, source_table, max_loaded_at, lag_seconds,"
+                " status, warn_after_seconds, error_after_seconds) values (%s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (run.run_id, f.source_table, f.max_loaded_at, f.lag_seconds, f.status)
+                    (
+                        run.run_id,
+                        f.source_table,
+                        f.max_loaded_at,
+                        f.lag_seconds,
+                        f.status,
+                        f.warn_after_seconds,
+                        f.error_after_seconds,
+                    )
                     for f in run.freshness
                 ],
             )

@@ -1,200 +1,626 @@
-"""``haven report``: one self-contained HTML page (inline SVG charts, no scripts, no CDN) drawn from
-the ``ops`` tables, so it opens offline and in any browser."""
+"""``haven report``: one self-contained HTML dashboard of the ``ops`` tables, charted with Plotly
+(its JavaScript inlined once, so the page opens offline, with no CDN): run time by task across
+runs, tests per run and by model, rows loaded, freshness against its thresholds, quarantine by
+reason, reconciliation, and cost against the budget. A panel with nothing to show says so."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import re
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import plotly.graph_objects as go
 import psycopg
+from plotly.offline import get_plotlyjs
+from psycopg.rows import dict_row
 
-WIDTH, HEIGHT, MARGIN = 640, 220, 44
-COLORS = {"completed": "#2e7d32", "failed": "#c62828", "default": "#1565c0", "budget": "#ef6c00"}
+RUNS_SHOWN = 100
+COLORS = {
+    "completed": "#2e7d32",
+    "pass": "#2e7d32",
+    "failed": "#c62828",
+    "fail": "#c62828",
+    "error": "#c62828",
+    "warn": "#ef6c00",
+    "budget": "#ef6c00",
+    "default": "#1565c0",
+    "muted": "#90a4ae",
+}
+TASK_ORDER = ["ingest", "build", "freshness", "reconcile", "docs", "record", "report"]
+PLOT_CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
 
 
-def bar_chart(
-    title: str,
-    labels: Sequence[str],
-    values: Sequence[float],
-    *,
-    unit: str = "",
-    colors: Sequence[str] | None = None,
-    reference: tuple[str, float] | None = None,
-) -> str:
-    """A labelled SVG bar chart; ``reference`` draws a dashed horizontal line (a budget, a target)."""
-    if not values:
-        return f'<figure class="chart empty"><figcaption>{html.escape(title)}</figcaption><p>No data yet.</p></figure>'
-    top = max([*values, reference[1] if reference else 0, 1e-9])
-    plot_width, plot_height = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
-    slot = plot_width / len(values)
-    bar = max(2.0, slot * 0.7)
-    parts = [
-        f'<svg class="chart-svg" role="img" aria-label="{html.escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">',
-        f'<line x1="{MARGIN}" y1="{HEIGHT - MARGIN}" x2="{WIDTH - MARGIN}" y2="{HEIGHT - MARGIN}" stroke="#999"/>',
-        f'<text x="{MARGIN - 6}" y="{MARGIN + 4}" text-anchor="end" class="axis">{_number(top)}{unit}</text>',
-        f'<text x="{MARGIN - 6}" y="{HEIGHT - MARGIN}" text-anchor="end" class="axis">0</text>',
-    ]
-    for index, (label, value) in enumerate(zip(labels, values, strict=True)):
-        height = plot_height * value / top
-        x = MARGIN + index * slot + (slot - bar) / 2
-        y = HEIGHT - MARGIN - height
-        color = colors[index] if colors else COLORS["default"]
-        parts.append(
-            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" fill="{color}">'
-            f"<title>{html.escape(label)}: {_number(value)}{unit}</title></rect>"
-        )
-        if len(values) <= 16:
-            parts.append(
-                f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - MARGIN + 14}" text-anchor="middle" class="label">'
-                f"{html.escape(label[:14])}</text>"
+@dataclass(frozen=True)
+class Panel:
+    """One dashboard panel: a chart, or the sentence saying why there is none yet."""
+
+    key: str
+    title: str
+    explanation: str
+    figure: go.Figure | None
+    empty: str = "No data yet: run `haven run` to record a run."
+    footer: str = ""
+    """HTML under the chart (a list of what the chart flags)."""
+
+    def html(self) -> str:
+        heading = f"<h2>{html.escape(self.title)}</h2><p class='explain'>{html.escape(self.explanation)}</p>"
+        if self.figure is None:
+            return (
+                f"<section class='panel empty' id='panel-{self.key}'>{heading}"
+                f"<p class='no-data'>{_code(html.escape(self.empty))}</p></section>"
             )
-    if reference:
-        name, level = reference
-        y = HEIGHT - MARGIN - plot_height * level / top
-        parts.append(
-            f'<line class="reference" x1="{MARGIN}" y1="{y:.1f}" x2="{WIDTH - MARGIN}" y2="{y:.1f}" '
-            f'stroke="{COLORS["budget"]}" stroke-dasharray="6 4"/>'
-            f'<text x="{WIDTH - MARGIN}" y="{y - 4:.1f}" text-anchor="end" class="axis">{html.escape(name)} '
-            f"{_number(level)}{unit}</text>"
+        chart = self.figure.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"chart-{self.key}",
+            config=PLOT_CONFIG,
+            default_width="100%",
         )
-    parts.append("</svg>")
-    return f'<figure class="chart"><figcaption>{html.escape(title)}</figcaption>{"".join(parts)}</figure>'
+        return (
+            f"<section class='panel' id='panel-{self.key}'>{heading}{chart}{self.footer}</section>"
+        )
 
 
-def _number(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return f"{value:.3g}" if value else "0"
+def _code(text: str) -> str:
+    """`command` → <code>command</code> in an escaped sentence."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+def _layout(figure: go.Figure, *, height: int, y_title: str = "", x_title: str = "") -> go.Figure:
+    figure.update_layout(
+        template="plotly_white",
+        autosize=True,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "traceorder": "normal"},
+        hoverlabel={"namelength": -1},
+        font={"family": "system-ui, sans-serif", "size": 12},
+    )
+    figure.update_xaxes(automargin=True, title_text=x_title)
+    figure.update_yaxes(automargin=True, title_text=y_title)
+    return figure
+
+
+def _time_axis(figure: go.Figure) -> go.Figure:
+    """Runs on a time axis, labelled to the minute (never to the millisecond)."""
+    figure.update_xaxes(
+        type="date",
+        tickformatstops=[
+            {"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+            {"dtickrange": [60_000, 86_400_000], "value": "%H:%M<br>%b %d"},
+            {"dtickrange": [86_400_000, None], "value": "%b %d"},
+        ],
+    )
+    return figure
+
+
+def _bar_height(categories: int) -> int:
+    """Horizontal bar charts grow with their categories so every label has its own line."""
+    return max(220, 90 + 26 * categories)
+
+
+def run_time_panel(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> Panel:
+    explanation = (
+        "Each bar is one run on a time axis, split into its tasks; hover a bar for the run's"
+        " tasks, attempts and status. Failed runs are marked with a red cross."
+    )
+    if not runs:
+        return Panel("runs", "Run time by task", explanation, None)
+    started = {row["run_id"]: row["started_at"] for row in runs}
+    status = {row["run_id"]: row["status"] for row in runs}
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in tasks:
+        by_task[row["task_name"]].append(row)
+    figure = go.Figure()
+    for name in sorted(by_task, key=lambda n: (TASK_ORDER.index(n) if n in TASK_ORDER else 99, n)):
+        rows = by_task[name]
+        figure.add_bar(
+            name=name,
+            x=[started[row["run_id"]] for row in rows],
+            y=[row["seconds"] for row in rows],
+            customdata=[[row["attempts"], row["status"], status[row["run_id"]]] for row in rows],
+            hovertemplate=f"{name}: %{{y:.1f}} s, %{{customdata[0]}} attempt(s), %{{customdata[1]}}"
+            "<br>run %{customdata[2]}, %{x|%Y-%m-%d %H:%M}<extra></extra>",
+        )
+    failed = [row for row in runs if row["status"] == "failed"]
+    if failed:
+        figure.add_scatter(
+            name="failed run",
+            mode="markers",
+            x=[row["started_at"] for row in failed],
+            y=[row["wall_seconds"] or 0 for row in failed],
+            marker={"symbol": "x", "size": 11, "color": COLORS["failed"]},
+            customdata=[[row["error"] or ""] for row in failed],
+            hovertemplate="failed: %{customdata[0]}<extra></extra>",
+        )
+    figure.update_layout(barmode="stack")
+    return Panel(
+        "runs",
+        "Run time by task",
+        explanation,
+        _time_axis(_layout(figure, height=340, y_title="seconds")),
+    )
+
+
+def tests_per_run_panel(runs: list[dict[str, Any]]) -> Panel:
+    explanation = "Data and unit tests that passed, warned and failed in each run."
+    tested = [
+        row
+        for row in runs
+        if (row["tests_passed"] or 0) + (row["tests_failed"] or 0) + (row["tests_warned"] or 0)
+    ]
+    if not tested:
+        return Panel(
+            "tests", "Tests per run", explanation, None, "No data yet: no run has run tests."
+        )
+    figure = go.Figure()
+    for column, name in (
+        ("tests_passed", "pass"),
+        ("tests_warned", "warn"),
+        ("tests_failed", "fail"),
+    ):
+        figure.add_bar(
+            name=name,
+            x=[row["started_at"] for row in tested],
+            y=[row[column] or 0 for row in tested],
+            marker_color=COLORS[name],
+            hovertemplate=f"%{{y}} {name}<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
+        )
+    figure.update_layout(barmode="stack")
+    return Panel(
+        "tests",
+        "Tests per run",
+        explanation,
+        _time_axis(_layout(figure, height=300, y_title="tests")),
+    )
+
+
+def tests_by_model_panel(results: list[dict[str, Any]]) -> Panel:
+    explanation = (
+        "Tests of the latest run that ran tests, grouped by the model or source table they check;"
+        " models with a failing test come first."
+    )
+    if not results:
+        return Panel(
+            "tests-by-model",
+            "Test results by model",
+            explanation,
+            None,
+            "No data yet: no run has run tests.",
+        )
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in results:
+        outcome = "fail" if row["status"] in {"fail", "error", "runtime error"} else row["status"]
+        counts[row["model"] or "whole project"][outcome] += 1
+    models = sorted(counts, key=lambda m: (-counts[m]["fail"], -counts[m]["warn"], m), reverse=True)
+    figure = go.Figure()
+    for outcome in ("pass", "warn", "fail"):
+        values = [counts[model][outcome] for model in models]
+        if any(values):
+            figure.add_bar(
+                name=outcome,
+                orientation="h",
+                y=models,
+                x=values,
+                marker_color=COLORS[outcome],
+                hovertemplate=f"%{{y}}: %{{x}} {outcome}<extra></extra>",
+            )
+    figure.update_layout(barmode="stack")
+    return Panel(
+        "tests-by-model",
+        "Test results by model",
+        explanation,
+        _layout(figure, height=_bar_height(len(models)), x_title="tests"),
+    )
+
+
+def rows_loaded_panel(runs: list[dict[str, Any]], tables: list[dict[str, Any]]) -> Panel:
+    explanation = (
+        "Rows each run loaded into raw (new, changed and deleted rows), one line per source table;"
+        " the axis is logarithmic so a first full load and later small increments both show."
+    )
+    loaded = [row for row in tables if row["rows_loaded"]]
+    if not loaded:
+        return Panel(
+            "rows", "Rows loaded per run", explanation, None, "No data yet: no run has loaded rows."
+        )
+    started = {row["run_id"]: row["started_at"] for row in runs}
+    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(loaded, key=lambda row: started[row["run_id"]]):
+        by_table[row["table_name"]].append(row)
+    figure = go.Figure()
+    for name in sorted(by_table):
+        rows = by_table[name]
+        figure.add_scatter(
+            name=name,
+            mode="lines+markers",
+            x=[started[row["run_id"]] for row in rows],
+            y=[row["rows_loaded"] for row in rows],
+            hovertemplate=f"{name}: %{{y:,}} rows<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
+        )
+    figure.update_yaxes(type="log")
+    return Panel(
+        "rows",
+        "Rows loaded per run",
+        explanation,
+        _time_axis(_layout(figure, height=340, y_title="rows")),
+    )
+
+
+def freshness_panel(freshness: list[dict[str, Any]]) -> Panel:
+    explanation = (
+        "How long ago each source table last received data (latest run), against the warn and"
+        " error thresholds declared in its dbt source."
+    )
+    if not freshness:
+        return Panel(
+            "freshness",
+            "Freshness against thresholds",
+            explanation,
+            None,
+            "No data yet: no run has checked freshness.",
+        )
+    tables = [row["source_table"] for row in freshness]
+    hours = [(row["lag_seconds"] or 0) / 3600 for row in freshness]
+    figure = go.Figure()
+    figure.add_bar(
+        name="hours since last data",
+        orientation="h",
+        y=tables,
+        x=hours,
+        marker_color=[COLORS.get(row["status"], COLORS["default"]) for row in freshness],
+        customdata=[[row["status"]] for row in freshness],
+        text=[_duration(row["lag_seconds"]) for row in freshness],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="%{y}: %{text} (%{customdata[0]})<extra></extra>",
+    )
+    for column, name, color in (
+        ("warn_after_seconds", "warn after", COLORS["warn"]),
+        ("error_after_seconds", "error after", COLORS["failed"]),
+    ):
+        marked = [row for row in freshness if row[column]]
+        if marked:
+            figure.add_scatter(
+                name=name,
+                mode="markers",
+                y=[row["source_table"] for row in marked],
+                x=[row[column] / 3600 for row in marked],
+                marker={"symbol": "line-ns-open", "size": 18, "line": {"width": 3}, "color": color},
+                hovertemplate=f"{name} %{{x:.0f}} h<extra></extra>",
+            )
+    return Panel(
+        "freshness",
+        "Freshness against thresholds",
+        explanation,
+        _layout(figure, height=_bar_height(len(tables)), x_title="hours"),
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never loaded"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def quarantine_panel(quarantine: list[dict[str, Any]] | None) -> Panel:
+    explanation = (
+        "Rows held back from staging now, per source table, by the reason they failed a check."
+    )
+    if quarantine is None:
+        return Panel(
+            "quarantine",
+            "Quarantined rows by reason",
+            explanation,
+            None,
+            "No data yet: the quarantine model has not been built.",
+        )
+    if not quarantine:
+        return Panel(
+            "quarantine",
+            "Quarantined rows by reason",
+            explanation,
+            None,
+            "Nothing is quarantined: every raw row passed its checks.",
+        )
+    tables = sorted({row["source_table"] for row in quarantine})
+    by_reason: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in quarantine:
+        by_reason[row["reason_code"]][row["source_table"]] = row["rows"]
+    figure = go.Figure()
+    for reason in sorted(by_reason):
+        figure.add_bar(
+            name=reason,
+            orientation="h",
+            y=tables,
+            x=[by_reason[reason].get(table, 0) for table in tables],
+            hovertemplate=f"%{{y}}: %{{x:,}} rows, {reason}<extra></extra>",
+        )
+    figure.update_layout(barmode="stack")
+    return Panel(
+        "quarantine",
+        "Quarantined rows by reason",
+        explanation,
+        _layout(figure, height=_bar_height(len(tables)), x_title="rows"),
+    )
+
+
+def reconciliation_panel(reconciliation: list[dict[str, Any]]) -> Panel:
+    explanation = (
+        "Latest run: rows in the source against rows staged plus quarantined, per table; a"
+        " difference (source minus both) is drawn in red and listed under the chart."
+    )
+    if not reconciliation:
+        return Panel(
+            "reconciliation",
+            "Reconciliation",
+            explanation,
+            None,
+            "No data yet: no run has reconciled the source.",
+        )
+    tables = [row["table_name"] for row in reconciliation]
+    figure = go.Figure()
+    for column, name, color in (
+        ("source_rows", "source", COLORS["muted"]),
+        ("staged_rows", "staged", COLORS["default"]),
+        ("quarantined_rows", "quarantined", COLORS["warn"]),
+        ("row_difference", "difference", COLORS["failed"]),
+    ):
+        figure.add_bar(
+            name=name,
+            orientation="h",
+            y=tables,
+            x=[row[column] for row in reconciliation],
+            marker_color=color,
+            hovertemplate=f"%{{y}}: %{{x:,}} {name}<extra></extra>",
+        )
+    figure.update_layout(barmode="group")
+    figure.update_xaxes(type="log")
+    differing = [row for row in reconciliation if row["row_difference"] or row["amount_difference"]]
+    if differing:
+        items = "".join(
+            f"<li>{html.escape(row['table_name'])}: {row['row_difference']:,} row(s)"
+            + (
+                f", {row['amount_difference']:,} in {html.escape(row['money_column'])}"
+                if row["amount_difference"]
+                else ""
+            )
+            + "</li>"
+            for row in differing
+        )
+        footer = f"<ul class='differences failed'>{items}</ul>"
+    else:
+        footer = (
+            f"<p class='differences completed'>Every table reconciles ({len(reconciliation)} of"
+            f" {len(reconciliation)}): no row or amount difference.</p>"
+        )
+    return Panel(
+        "reconciliation",
+        "Reconciliation",
+        explanation,
+        _layout(figure, height=max(260, 100 + 44 * len(tables)), x_title="rows (log scale)"),
+        footer=footer,
+    )
+
+
+def cost_panel(runs: list[dict[str, Any]], budget_usd: float) -> Panel:
+    explanation = (
+        "The monthly cost estimated after each run (the schedule's runs at this run's cost),"
+        " against the monthly budget; hover for the run's own cost."
+    )
+    costed = [row for row in runs if row["monthly_estimate_usd"] is not None]
+    if not costed:
+        return Panel("cost", "Cost against the budget", explanation, None)
+    figure = go.Figure()
+    figure.add_scatter(
+        name="monthly estimate",
+        mode="lines+markers",
+        x=[row["started_at"] for row in costed],
+        y=[row["monthly_estimate_usd"] for row in costed],
+        marker={
+            "color": [
+                COLORS["failed"]
+                if row["monthly_estimate_usd"] > budget_usd
+                else COLORS["completed"]
+                for row in costed
+            ]
+        },
+        line={"color": COLORS["default"]},
+        customdata=[[row["cost_usd"] or 0] for row in costed],
+        hovertemplate="$%{y:.2f} a month (this run $%{customdata[0]:.4f})"
+        "<br>%{x|%Y-%m-%d %H:%M}<extra></extra>",
+    )
+    figure.add_hline(
+        y=budget_usd,
+        line_dash="dash",
+        line_color=COLORS["budget"],
+        annotation_text=f"budget ${budget_usd:,.2f}",
+        annotation_position="top left",
+    )
+    top = max([budget_usd, *(row["monthly_estimate_usd"] for row in costed)])
+    figure.update_yaxes(range=[0, top * 1.15], tickprefix="$")
+    return Panel(
+        "cost",
+        "Cost against the budget",
+        explanation,
+        _time_axis(_layout(figure, height=300, y_title="USD a month")),
+    )
+
+
+def _query(
+    conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(sql, params).fetchall()
+
+
+def panels(
+    conn: psycopg.Connection, *, budget_usd: float
+) -> tuple[list[Panel], list[dict[str, Any]]]:
+    """The dashboard's panels and the runs they were drawn from (oldest first)."""
+    runs = _query(
+        conn,
+        "select run_id, started_at, status, error, wall_seconds, tests_passed, tests_failed,"
+        " tests_warned, cost_usd, monthly_estimate_usd, rows_loaded from ops.runs"
+        " order by started_at desc limit %s",
+        (RUNS_SHOWN,),
+    )[::-1]
+    run_ids = [row["run_id"] for row in runs]
+    latest = run_ids[-1] if run_ids else None
+    tasks = _query(
+        conn,
+        "select run_id, task_name, seconds, attempts, status from ops.run_tasks"
+        " where run_id = any(%s) and task_name not in ('record', 'report')",
+        (run_ids,),
+    )
+    tables = _query(
+        conn,
+        "select run_id, table_name, rows_loaded from ops.run_tables where run_id = any(%s)",
+        (run_ids,),
+    )
+    tested = _query(
+        conn,
+        "select run_id from ops.runs where tests_passed + tests_failed + tests_warned > 0"
+        " order by started_at desc limit 1",
+    )
+    results = _query(
+        conn,
+        "select model, status from ops.dbt_results where run_id = %s"
+        " and resource_type in ('test', 'unit_test')",
+        (tested[0]["run_id"] if tested else None,),
+    )
+    freshness = _query(
+        conn,
+        "select source_table, lag_seconds, status, warn_after_seconds, error_after_seconds"
+        " from ops.source_freshness where run_id = %s order by source_table desc",
+        (latest,),
+    )
+    reconciliation = _query(
+        conn,
+        "select table_name, source_rows, staged_rows, quarantined_rows, row_difference,"
+        " money_column, amount_difference from ops.reconciliation where run_id = %s"
+        " order by table_name desc",
+        (latest,),
+    )
+    quarantine = None
+    if _query(conn, "select to_regclass('quarantine.quarantined_rows') is not null as present")[0][
+        "present"
+    ]:
+        quarantine = _query(
+            conn,
+            "select source_table, reason_code, count(*) as rows"
+            " from quarantine.quarantined_rows, unnest(reason_codes) as reason_code group by 1, 2",
+        )
+    return [
+        run_time_panel(runs, tasks),
+        cost_panel(runs, budget_usd),
+        tests_per_run_panel(runs),
+        rows_loaded_panel(runs, tables),
+        freshness_panel(freshness),
+        quarantine_panel(quarantine),
+        reconciliation_panel(reconciliation),
+        tests_by_model_panel(results),
+    ], runs
+
+
+def _runs_table(conn: psycopg.Connection, runs: list[dict[str, Any]]) -> str:
+    """The last runs with each task's seconds: one run's tasks on one line."""
+    if not runs:
+        return "<p class='no-data'>No data yet: run <code>haven run</code> to record a run.</p>"
+    recent = runs[-15:][::-1]
+    seconds: dict[Any, dict[str, str]] = defaultdict(dict)
+    for row in _query(
+        conn,
+        "select run_id, task_name, seconds, attempts from ops.run_tasks where run_id = any(%s)",
+        ([row["run_id"] for row in recent],),
+    ):
+        retries = f" ×{row['attempts']}" if row["attempts"] > 1 else ""
+        seconds[row["run_id"]][row["task_name"]] = f"{row['seconds']:.1f}{retries}"
+    ran = {name for tasks in seconds.values() for name in tasks}
+    columns = [name for name in TASK_ORDER if name in ran] + sorted(ran - set(TASK_ORDER))
+    header = "".join(f"<th>{name}</th>" for name in columns)
+    lines = []
+    for row in recent:
+        cells = "".join(f"<td>{seconds[row['run_id']].get(name, '')}</td>" for name in columns)
+        error = html.escape(row["error"] or "")
+        lines.append(
+            f"<tr><td>{row['started_at']:%Y-%m-%d %H:%M}</td>"
+            f"<td class='{html.escape(row['status'])}' title='{error}'>{html.escape(row['status'])}</td>"
+            f"<td>{(row['wall_seconds'] or 0):.1f}</td>{cells}"
+            f"<td>{row['tests_passed'] or 0}</td><td>{row['tests_failed'] or 0}</td>"
+            f"<td>{(row['cost_usd'] or 0):.4f}</td></tr>"
+        )
+    return (
+        "<div class='scroll'><table><thead><tr><th>started (UTC)</th><th>status</th><th>total s</th>"
+        f"{header}<th>tests ok</th><th>failed</th><th>cost $</th></tr></thead><tbody>"
+        f"{''.join(lines)}</tbody></table></div>"
+    )
 
 
 def render(conn: psycopg.Connection, *, budget_usd: float) -> str:
-    """The page, from the last 50 runs and the latest run's details."""
-    runs = conn.execute(
-        "select run_id, started_at, status, wall_seconds, tests_passed, tests_failed, cost_usd,"
-        " monthly_estimate_usd from ops.runs order by started_at desc limit 50"
-    ).fetchall()[::-1]
-    latest = runs[-1][0] if runs else None
-    labels = [f"{row[1]:%m-%d %H:%M}" for row in runs]
-    charts = [
-        bar_chart(
-            "Run duration (s)",
-            labels,
-            [float(row[3] or 0) for row in runs],
-            unit=" s",
-            colors=[COLORS.get(row[2], COLORS["default"]) for row in runs],
-        ),
-        bar_chart(
-            "Test pass rate (%)",
-            labels,
-            [100.0 * (row[4] or 0) / max((row[4] or 0) + (row[5] or 0), 1) for row in runs],
-            unit=" %",
-            reference=("target", 100.0),
-        ),
-        bar_chart("Cost per run (USD)", labels, [float(row[6] or 0) for row in runs], unit=" $"),
-    ]
-    monthly = float(runs[-1][7] or 0) if runs else 0.0
-    charts.append(
-        bar_chart(
-            "Monthly estimate vs budget (USD)",
-            ["estimate"],
-            [monthly],
-            unit=" $",
-            colors=[COLORS["failed"] if monthly > budget_usd else COLORS["completed"]],
-            reference=("budget", budget_usd),
-        )
-    )
-    tables = conn.execute(
-        "select table_name, rows_loaded from ops.run_tables where run_id = %s order by table_name",
-        (latest,),
-    ).fetchall()
-    charts.append(
-        bar_chart(
-            "Rows loaded per table (latest run)",
-            [r[0] for r in tables],
-            [float(r[1]) for r in tables],
-        )
-    )
-    reconciliation = conn.execute(
-        "select table_name, raw_rows, quarantined_rows, row_difference from ops.reconciliation"
-        " where run_id = %s order by table_name",
-        (latest,),
-    ).fetchall()
-    charts.append(
-        bar_chart(
-            "Rows in raw per table",
-            [r[0] for r in reconciliation],
-            [float(r[1]) for r in reconciliation],
-        )
-    )
-    charts.append(
-        bar_chart(
-            "Quarantined rows per table",
-            [r[0] for r in reconciliation],
-            [float(r[2]) for r in reconciliation],
-        )
-    )
-    charts.append(
-        bar_chart(
-            "Reconciliation differences (rows)",
-            [r[0] for r in reconciliation],
-            [float(r[3]) for r in reconciliation],
-            colors=[COLORS["failed"] if r[3] else COLORS["completed"] for r in reconciliation],
-        )
-    )
-    freshness = conn.execute(
-        "select source_table, lag_seconds / 60.0, status from ops.source_freshness where run_id = %s"
-        " order by source_table",
-        (latest,),
-    ).fetchall()
-    charts.append(
-        bar_chart(
-            "Freshness lag (minutes)",
-            [r[0] for r in freshness],
-            [float(r[1] or 0) for r in freshness],
-            unit=" min",
-            colors=[COLORS["completed"] if r[2] == "pass" else COLORS["failed"] for r in freshness],
-            reference=("warn", 360.0),
-        )
-    )
-    rows = "".join(
-        f"<tr><td>{row[1]:%Y-%m-%d %H:%M:%S}</td><td class='{html.escape(row[2])}'>{html.escape(row[2])}</td>"
-        f"<td>{(row[3] or 0):.1f}</td><td>{row[4] or 0}</td><td>{row[5] or 0}</td><td>{(row[6] or 0):.4f}</td></tr>"
-        for row in reversed(runs[-15:])
-    )
+    """The page, from the last runs and the latest run's details."""
+    drawn, runs = panels(conn, budget_usd=budget_usd)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    latest = runs[-1] if runs else None
+    if latest:
+        monthly = latest["monthly_estimate_usd"] or 0.0
+        summary = (
+            f"Latest run {latest['started_at']:%Y-%m-%d %H:%M} UTC: <b class='{html.escape(latest['status'])}'>"
+            f"{html.escape(latest['status'])}</b> in {(latest['wall_seconds'] or 0):.1f} s,"
+            f" {latest['tests_passed'] or 0} tests passed, {latest['tests_failed'] or 0} failed;"
+            f" monthly estimate ${monthly:,.2f} against a ${budget_usd:,.2f} budget."
+        )
+    else:
+        summary = "No run recorded yet: run <code>haven run</code>, then <code>haven report</code>."
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Clutter Haven pipeline report</title>
+<link rel="icon" href="data:,">
+<script>{get_plotlyjs()}</script>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(660px, 1fr)); gap: 1rem; }}
-figure.chart {{ margin: 0; padding: .5rem; border: 1px solid #ddd; border-radius: 6px; }}
-figcaption {{ font-weight: 600; margin-bottom: .25rem; }}
-.axis, .label {{ font-size: 10px; fill: #555; }}
-table {{ border-collapse: collapse; margin-top: 1rem; }}
-td, th {{ border-bottom: 1px solid #eee; padding: .25rem .75rem; text-align: right; }}
-td.failed {{ color: #c62828; }} td.completed {{ color: #2e7d32; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; background: #f6f7f9; }}
+h1 {{ margin: 0 0 .25rem; font-size: 1.6rem; }}
+.summary {{ margin: 0 0 1rem; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 600px), 1fr)); gap: 1rem; }}
+.panel {{ background: #fff; border: 1px solid #dde1e6; border-radius: 8px; padding: .75rem 1rem; min-width: 0; }}
+.panel h2 {{ font-size: 1.05rem; margin: 0; }}
+.explain {{ color: #555; font-size: .85rem; margin: .2rem 0 .5rem; }}
+.no-data {{ color: #666; font-style: italic; padding: 2rem 0; text-align: center; }}
+.scroll {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; background: #fff; font-size: .85rem; }}
+td, th {{ border-bottom: 1px solid #eee; padding: .3rem .6rem; text-align: right; white-space: nowrap; }}
+.failed {{ color: #c62828; }} .completed {{ color: #2e7d32; }}
+.runs-table {{ margin-top: 1rem; }}
+.differences {{ font-size: .85rem; margin: .25rem 0 0; }}
 </style>
 </head>
 <body>
 <h1>Clutter Haven pipeline report</h1>
-<p>Generated {generated} from the <code>ops</code> schema: {len(runs)} run(s); monthly estimate
-${monthly:.2f} against a ${budget_usd:.2f} budget.</p>
+<p class="summary">{summary} Generated {generated} from the <code>ops</code> schema ({len(runs)} run(s) shown).</p>
 <div class="grid">
-{"".join(charts)}
+{"".join(panel.html() for panel in drawn)}
 </div>
-<h2>Recent runs</h2>
-<table><tr><th>started</th><th>status</th><th>seconds</th><th>tests passed</th><th>tests failed</th><th>cost $</th></tr>
-{rows}
-</table>
+<section class="panel runs-table">
+<h2>Recent runs, task by task (seconds; ×N = attempts)</h2>
+{_runs_table(conn, runs)}
+</section>
+<script>
+// Each chart sized itself as the grid filled in; size them again to their final panels.
+window.addEventListener("load", () => {{
+    document.querySelectorAll(".js-plotly-plot").forEach((chart) => Plotly.Plots.resize(chart));
+}});
+</script>
 </body>
 </html>
 """

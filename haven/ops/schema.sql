@@ -81,6 +81,11 @@ create table if not exists ops.reconciliation (
     primary key (run_id, table_name)
 );
 
+-- Added later; a warehouse recorded by an older version gains them here.
+alter table ops.dbt_results add column if not exists model text;
+alter table ops.source_freshness add column if not exists warn_after_seconds double precision;
+alter table ops.source_freshness add column if not exists error_after_seconds double precision;
+
 create table if not exists ops.alerts (
     run_id uuid references ops.runs (run_id) on delete cascade,
     created_at timestamptz not null default now(),

@@ -156,6 +156,9 @@ class ArtifactResult:
     seconds: float
     rows_affected: int | None
     message: str | None
+    model: str | None = None
+    """The model (or source table) the node builds or tests, for results by model; None for a
+    check over the whole project."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,8 @@ class SourceFreshness:
     max_loaded_at: str | None
     lag_seconds: float | None
     status: str
+    warn_after_seconds: float | None = None
+    error_after_seconds: float | None = None
 
 
 def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[ArtifactResult]:
@@ -174,6 +179,7 @@ def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[Artifact
     if not path.exists():
         return []
     results = parse_run_results(json.loads(path.read_text()))
+    models = tested_models(target_dir)
     rows = []
     for result in results.results:
         response = result.adapter_response or {}
@@ -188,9 +194,47 @@ def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[Artifact
                 if isinstance(rows_affected, int) and rows_affected >= 0
                 else None,
                 message=result.message,
+                model=models.get(result.unique_id),
             )
         )
     return rows
+
+
+def tested_models(target_dir: Path = PROJECT_DIR / "target") -> dict[str, str]:
+    """Node id → the name of the model (or source table) it builds or tests, from the manifest:
+    a data test's attached node, a unit test's model, a model itself. Tests over several models
+    (the project-wide singular tests) have no entry."""
+    path = target_dir / "manifest.json"
+    if not path.exists():
+        return {}
+    manifest = json.loads(path.read_text())
+    names: dict[str, str] = {}
+    for unique_id, node in manifest.get("nodes", {}).items():
+        resource_type = node.get("resource_type")
+        if resource_type in {"model", "snapshot", "seed"}:
+            names[unique_id] = node["name"]
+        elif resource_type == "test":
+            attached = node.get("attached_node")
+            parents = node.get("depends_on", {}).get("nodes", [])
+            if attached is None and len(parents) == 1:
+                attached = parents[0]
+            if attached:
+                names[unique_id] = attached.rsplit(".", 1)[-1]
+    for unique_id, unit_test in manifest.get("unit_tests", {}).items():
+        names[unique_id] = unit_test["model"]
+    return names
+
+
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _threshold_seconds(threshold: object) -> float | None:
+    """A freshness threshold (``{count: 6, period: hour}``) in seconds; None when not set."""
+    count = getattr(threshold, "count", None)
+    period = _enum_text(getattr(threshold, "period", None))
+    if count is None or period not in _PERIOD_SECONDS:
+        return None
+    return float(count) * _PERIOD_SECONDS[period]
 
 
 def read_source_freshness(target_dir: Path = PROJECT_DIR / "target") -> list[SourceFreshness]:
@@ -202,12 +246,15 @@ def read_source_freshness(target_dir: Path = PROJECT_DIR / "target") -> list[Sou
         return []
     rows = []
     for result in parse_sources(json.loads(path.read_text())).results:
+        criteria = getattr(result, "criteria", None)
         rows.append(
             SourceFreshness(
                 source_table=result.unique_id.rsplit(".", 1)[-1],
                 max_loaded_at=str(getattr(result, "max_loaded_at", None) or "") or None,
                 lag_seconds=getattr(result, "max_loaded_at_time_ago_in_s", None),
                 status=_enum_text(result.status),
+                warn_after_seconds=_threshold_seconds(getattr(criteria, "warn_after", None)),
+                error_after_seconds=_threshold_seconds(getattr(criteria, "error_after", None)),
             )
         )
     return rows

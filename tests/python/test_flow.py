@@ -19,6 +19,7 @@ import pytest
 from haven.errors import DataTestFailure
 from haven.ops import alerts
 from haven.ops.lock import RunInProgress, exclusive_run
+from haven.ops.status import collect
 from haven.settings import get_settings
 from haven.source import simulator
 from haven.warehouse.endpoints import TRANSFORMER, Endpoints, embedded_server, up
@@ -110,7 +111,10 @@ def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
         "ingest, build, freshness, reconcile (record and report come after)"
     )
     assert unbalanced == []
-    assert Path(summary.report_path or "").read_text().count("<svg") >= 8
+    page = Path(summary.report_path or "").read_text()
+    charts = {"runs", "cost", "tests", "rows", "freshness", "reconciliation", "tests-by-model"}
+    assert all(f'<div id="chart-{key}" class="plotly-graph-div"' in page for key in charts)
+    assert "No data yet" not in page
 
 
 def test_status_json_reports_runs_freshness_and_reconciliation(
@@ -260,6 +264,15 @@ def test_a_failing_data_test_is_not_retried_and_names_the_test(flow_env: Endpoin
                 (run["run_id"],),
             ).fetchall()
         assert len(failed) == 1 and failed[0][1] == 1, f"the failing step ran once: {failed}"
+        with psycopg.connect(flow_env.warehouse_url) as conn:
+            recorded = conn.execute(
+                "select model, status from ops.dbt_results where run_id = %s and unique_id like %s",
+                (run["run_id"], "%accepted_values_stg_app__listings_item_condition%"),
+            ).fetchall()
+        assert recorded == [("stg_app__listings", "fail")], "the failed build's results are kept"
+        with psycopg.connect(flow_env.warehouse_url) as conn:
+            failing = collect(conn)["failing_tests"]
+        assert [row["unique_id"] for row in failing if "item_condition" in row["unique_id"]]
     finally:
         with psycopg.connect(flow_env.warehouse_url, autocommit=True) as conn:
             conn.execute(
