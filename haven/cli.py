@@ -8,11 +8,12 @@ import time
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from haven.errors import HavenError
-from haven.settings import get_settings
+from haven.settings import get_settings, setting_problem
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import redact
@@ -351,6 +352,8 @@ def status(
     from haven.warehouse.connection import connect
     from haven.warehouse.endpoints import TRANSFORMER
 
+    if runs < 1:
+        raise HavenError(f"--runs must be at least 1, got {runs}.")
     settings = get_settings()
     endpoints = warehouse.up(settings)
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
@@ -714,6 +717,7 @@ def bench_faults(
         kills=kills,
         baseline_runs=baseline_runs,
         fault_share=fault_share,
+        stall_seconds=stall_seconds,
     )
     use_prefect_server(settings)
     with console.status("benchmarking faults") as status:
@@ -771,6 +775,9 @@ def main() -> None:
         app()
     except HavenError as error:
         console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ValidationError as error:  # a HAVEN_* variable pydantic-settings could not read
+        console.print(f"[red]error:[/] {setting_problem(error)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

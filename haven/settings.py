@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -18,7 +18,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Everything the platform can be told from outside, with the defaults for a laptop."""
 
-    model_config = SettingsConfigDict(env_prefix="HAVEN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HAVEN_", extra="ignore", env_ignore_empty=True)
 
     warehouse_url: str | None = Field(
         default=None,
@@ -107,3 +107,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings of this process, read from the environment once."""
     return Settings()
+
+
+def setting_problem(error: ValidationError) -> str:
+    """One sentence for an environment variable the settings could not read."""
+    problem = error.errors()[0]
+    name = str(problem["loc"][0]) if problem["loc"] else ""
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    variable = alias if isinstance(alias, str) else f"HAVEN_{name.upper()}"
+    reason = problem["msg"][0].lower() + problem["msg"][1:]
+    return f"{variable}={problem.get('input')!r} is not accepted ({reason}); fix or unset it."

@@ -24,6 +24,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from haven.errors import HavenError  # noqa: E402
+from haven.source import simulator  # noqa: E402
 from haven.warehouse.connection import connect  # noqa: E402
 from haven.warehouse.endpoints import LOADER, Endpoints  # noqa: E402
 from ingestion.app import app  # noqa: E402
@@ -112,6 +113,8 @@ def ingest(
     lag = timedelta(seconds=settings.ingest_lag_seconds)
     reports = {spec.name: TableReport(spec.name) for spec in tables}
 
+    if settings.source_url is None:  # the simulated application on the embedded server
+        simulator.require_created(endpoints)
     recovered = None
     if full_refresh:
         progress("dropping raw_app and the incremental state")

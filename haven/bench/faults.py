@@ -185,6 +185,7 @@ def check_options(
     kills: int,
     baseline_runs: int,
     fault_share: float,
+    stall_seconds: float = 2.0,
 ) -> None:
     """One sentence for options the benchmark cannot run with."""
     if settings.warehouse_url is not None or settings.source_url is not None:
@@ -192,6 +193,8 @@ def check_options(
             "haven bench faults kills and restarts the embedded warehouse; unset "
             "HAVEN_WAREHOUSE_URL and HAVEN_SOURCE_URL to run it."
         )
+    if stall_seconds <= 0:
+        raise HavenError(f"--stall-seconds must be more than 0, got {stall_seconds}.")
     if not 0 <= fault_share <= 1:
         raise HavenError(f"--fault-share must be between 0 and 1, got {fault_share}.")
     if runs < 1 or not 0 <= kills <= runs or baseline_runs < 0:

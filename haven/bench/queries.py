@@ -104,6 +104,8 @@ def run(
     seconds: float = 3.0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> QueryBenchmark:
+    if seconds <= 0:
+        raise HavenError(f"--seconds must be more than 0, got {seconds}.")
     variables = _variables(endpoints)
     result = QueryBenchmark(scale, seconds)
     queries = suite()
@@ -144,6 +146,16 @@ def _role_for(script: str) -> str:
 
 def _variables(endpoints: Endpoints) -> dict[str, int]:
     with connect(endpoints.role_url(ANALYST), purpose="warehouse") as conn:
+        built = conn.execute(
+            "select to_regclass('analytics.dim_vendors') is not null"
+            " and to_regclass('analytics.dim_customers') is not null"
+            " and to_regclass('analytics.fct_orders') is not null"
+        ).fetchone()
+        if not built or not built[0]:
+            raise HavenError(
+                "The marts have not been built yet; run `haven run` (or `haven build`) before"
+                " benchmarking queries."
+            )
         row = conn.execute(
             "select (select max(vendor_id) from analytics.dim_vendors), (select max(customer_id) from analytics.dim_customers),"
             " (select max(order_id) from analytics.fct_orders)"

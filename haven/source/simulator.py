@@ -42,6 +42,7 @@ BASE_COUNTS = {"vendors": 2_500, "customers": 60_000, "listings": 220_000, "orde
 DAILY_GROWTH = {"vendors": 0.002, "customers": 0.003, "listings": 0.003, "orders": 0.004}
 """New rows per simulated day, as a share of the scale-1 counts times the scale factor."""
 
+NOT_CREATED = "The source has not been created yet; run `haven source init` first."
 DEFAULT_ANCHOR = datetime.fromisoformat("2026-06-01T00:00:00+00:00")
 """The simulated "now" right after ``init``: fixed, so the same seed gives the same data any day."""
 
@@ -180,7 +181,7 @@ def tick(
     with connect(endpoints.source_admin_url, purpose="source database") as conn:
         meta = _read_meta(conn)
         if meta is None:
-            raise HavenError("The source has not been created yet; run `haven source init` first.")
+            raise HavenError(NOT_CREATED)
         rate = float(meta.defect_rate) if defect_rate is None else defect_rate
         before = state(conn)
         _check_arguments(scale=float(meta.scale), defect_rate=rate)
@@ -211,10 +212,17 @@ def tick(
         return before, state(conn)
 
 
+def require_created(endpoints: Endpoints) -> None:
+    """One sentence, before anything reads it, when the simulated source does not exist yet."""
+    with connect(endpoints.source_admin_url, purpose="source database") as conn:
+        if _read_meta(conn) is None:
+            raise HavenError(NOT_CREATED)
+
+
 def state(conn: psycopg.Connection) -> SourceState:
     meta = _read_meta(conn)
     if meta is None:
-        raise HavenError("The source has not been created yet; run `haven source init` first.")
+        raise HavenError(NOT_CREATED)
     rows = {
         table: int(
             conn.execute(

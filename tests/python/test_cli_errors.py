@@ -29,6 +29,23 @@ CASES = [
     (["bench", "faults", "--fault-share", "2"], {}, "--fault-share must be between 0 and 1"),
     (["bench", "faults", "--runs", "0"], {}, "--runs must be at least 1"),
     (["up"], {"PREFECT_API_URL": "http://127.0.0.1:1/api"}, "does not answer"),
+    # malformed and unreachable URLs, a warehouse that is down
+    (["status"], {"HAVEN_WAREHOUSE_URL": "postgresql://x@127.0.0.1:99999/wh"}, "invalid port"),
+    (["status"], {"HAVEN_WAREHOUSE_URL": "postgresql://x@no-such-host.invalid/wh"}, "resolve host"),
+    (["ingest"], {"HAVEN_SOURCE_URL": "postgresql://x@127.0.0.1:1/app"}, "source database"),
+    # settings that cannot be read
+    (["status"], {"HAVEN_MONTHLY_BUDGET_USD": "abc"}, "HAVEN_MONTHLY_BUDGET_USD='abc'"),
+    # out-of-range numbers
+    (["status", "--runs", "0"], {}, "--runs must be at least 1"),
+    (["source", "init", "--scale", "0"], {}, "--scale must be between 0 and 100"),
+    (["source", "init", "--defect-rate", "2"], {}, "--defect-rate must be between"),
+    (["bench", "pipeline", "--scale", "abc"], {}, "--scale must be numbers separated by commas"),
+    (["bench", "queries", "--seconds", "0"], {}, "--seconds must be more than 0"),
+    (["bench", "faults", "--stall-seconds", "-1"], {}, "--stall-seconds must be more than 0"),
+    # a source or marts that do not exist yet
+    (["ingest"], {"HAVEN_SOURCE_DATABASE": "never_created"}, "haven source init"),
+    (["source", "tick"], {"HAVEN_SOURCE_DATABASE": "never_created"}, "haven source init"),
+    (["bench", "queries"], {"HAVEN_WAREHOUSE_DATABASE": "never_built"}, "not been built"),
 ]
 
 
@@ -36,8 +53,11 @@ CASES = [
 def test_user_error_is_one_sentence_and_exit_1(args, env, expected, haven_home) -> None:
     result = run_haven(*args, env=env, home=haven_home)
     assert result.returncode == 1, (result.stdout, result.stderr)
-    assert expected in result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
+    output = result.stdout + result.stderr
+    assert expected in output
+    assert "Traceback" not in output
+    sentences = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(sentences) == 1 and sentences[0].endswith("."), output
 
 
 def test_port_in_use_is_named(busy_port, haven_home) -> None:
