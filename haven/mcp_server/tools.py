@@ -124,13 +124,23 @@ def list_schemas(connections: Connections) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+ROW_ESTIMATE = (
+    "case when c.relkind = 'v' then null"
+    " when c.reltuples < 0 or c.relpages = 0 then greatest(c.reltuples, 0)::bigint"
+    " else round(c.reltuples / c.relpages"
+    " * (pg_relation_size(c.oid) / current_setting('block_size')::bigint))::bigint end"
+)
+"""Rows as the planner estimates them: the density ANALYZE measured times the table's pages now,
+so a table that grew since it was analysed is not under-counted; None for a view."""
+
+
 def list_relations(connections: Connections, schema: str) -> list[dict[str, Any]]:
     _visible(schema)
     manifest = _maybe_manifest()
     with _session(connections.reader_url) as conn:
         rows = conn.execute(
             "select c.relname as name, case c.relkind when 'v' then 'view' when 'm' then 'materialized view'"
-            " else 'table' end as kind, greatest(c.reltuples, 0)::bigint as row_estimate"
+            f" else 'table' end as kind, {ROW_ESTIMATE} as row_estimate"
             " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
             " where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'p') order by c.relname",
             (schema,),
@@ -153,7 +163,7 @@ def describe_relation(connections: Connections, schema: str, name: str) -> dict[
         if not columns:
             raise HavenError(f"There is no relation {schema}.{name} that this server can read.")
         estimate = conn.execute(
-            "select greatest(reltuples, 0)::bigint as rows from pg_class where oid = %s::regclass",
+            f"select {ROW_ESTIMATE} as rows from pg_class c where c.oid = %s::regclass",
             (f"{schema}.{name}",),
         ).fetchone()
         indexes = conn.execute(

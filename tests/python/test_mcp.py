@@ -124,6 +124,11 @@ def test_every_tool_over_stdio(warehouse) -> None:
         c["name"] == "order_id" and c["description"] for c in described["columns"]
     )
     assert "unique_fct_orders_order_id" in described["tests"]
+    orders = sum(row[1] for row in by_step["query:3"]["rows"])
+    assert described["row_estimate"] == orders, "the build analysed what it changed"
+    listed = {row["name"]: row for row in by_step["list_relations:1"]}
+    assert listed["fct_orders"]["row_estimate"] == orders
+    assert listed["dim_customers_history"]["row_estimate"] is None, "a view has no estimate"
     assert by_step["query:3"]["rows"] and by_step["query:3"]["truncated"] is None
     assert by_step["query:4"]["row_count"] == 5 and "row cap" in by_step["query:4"]["truncated"]
     assert (
