@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup demo test lint format clean browser
+.PHONY: setup demo test lint format clean browser java
 
 setup: $(VENV)/.synced
 
@@ -41,7 +41,15 @@ browser:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium not installed and not root: the browser tests will be skipped"; fi; }
 
-test: setup browser
+# The Spark engine needs Java 17+; install Debian's when we can (root with apt), else its tests skip.
+java:
+	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's openjdk-17-jre-headless for the Spark engine"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+		else echo "java not installed and not root: the Spark tests will be skipped"; fi; }
+
+test: setup browser java
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

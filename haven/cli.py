@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -38,18 +39,39 @@ app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
 
+class Engine(StrEnum):
+    """Where the dbt project builds: the PostgreSQL warehouse, or a Spark cluster."""
+
+    postgres = "postgres"
+    spark = "spark"
+
+
 @app.command()
 def up(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON line with the URLs.")
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="postgres, or spark to also start the local Spark cluster."),
+    ] = Engine.postgres,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Workers of the local Spark cluster (default HAVEN_SPARK_WORKERS, 2)."),
+    ] = None,
 ) -> None:
-    """Start (or reuse) the warehouse, the source and the local Prefect server; apply the roles."""
+    """Start (or reuse) the warehouse, the source and the local Prefect server; apply the roles.
+    With --engine spark also the Spark cluster (master, workers, Thrift server) on 127.0.0.1."""
     from flows.server import api_url, ui_url
+    from haven.warehouse import spark
 
     settings = get_settings()
+    if engine is Engine.spark:  # before anything starts: one sentence, nothing half-started
+        spark.check_workers(workers if workers is not None else settings.spark_workers)
+        spark.java_home()
     endpoints = warehouse.up(settings)
     prefect = api_url(settings)
+    cluster = spark.up(settings, workers) if engine is Engine.spark else None
     if any(settings.pending_runs_dir.glob("*.pickle")):  # history imports dlt: only then
         from haven.ops.history import record_kept_runs
 
@@ -62,6 +84,11 @@ def up(
                     "warehouse_url": endpoints.warehouse_url,
                     "source_url": endpoints.source_url,
                     "prefect_api_url": prefect,
+                    **(
+                        {"spark_thrift": f"{cluster.host}:{cluster.port}"}
+                        if cluster is not None
+                        else {}
+                    ),
                 }
             )
         )
@@ -71,6 +98,12 @@ def up(
     console.print(f"[green]source[/]: {endpoints.source_url}")
     where = "configured" if settings.prefect_api_url else "local server"
     console.print(f"[green]prefect[/] ({where}): {ui_url(prefect)}", highlight=False)
+    if cluster is not None:
+        state = spark.local_cluster(settings).status() if cluster.local else None
+        detail = f" ({state.workers} workers; UI {state.master_ui})" if state else " (configured)"
+        console.print(
+            f"[green]spark[/]: thrift://{cluster.host}:{cluster.port}{detail}", highlight=False
+        )
 
 
 @app.command()
@@ -88,6 +121,10 @@ def down() -> None:
         console.print("local Prefect server stopped")
     else:
         console.print("local Prefect server was not running")
+    from haven.warehouse.spark import local_cluster
+
+    if local_cluster(settings).stop():
+        console.print("local Spark cluster stopped")
 
 
 @source_app.command("init")
@@ -269,6 +306,11 @@ def env() -> None:
     prefect = settings.prefect_api_url or local_server(settings).status().url
     if prefect:
         variables["PREFECT_API_URL"] = prefect
+    from haven.warehouse import spark
+
+    cluster = spark.current(settings)
+    if cluster is not None:
+        variables.update(spark.dbt_environment(cluster))
     for key, value in variables.items():
         print(f"export {key}={shlex.quote(value)}")
 
@@ -363,6 +405,12 @@ def status(
         "ui_url": ui_url(prefect) if prefect else None,
         "configured": bool(settings.prefect_api_url),
     }
+    from haven.warehouse import spark
+
+    cluster = spark.current(settings)
+    data["spark"] = (
+        {"thrift": f"{cluster.host}:{cluster.port}", "local": cluster.local} if cluster else None
+    )
     if as_json:
         print(json.dumps(data, default=str))
         return
@@ -371,6 +419,8 @@ def status(
         f"prefect: {ui_url(prefect)}" if prefect else "prefect: not running (`haven up` starts it)",
         highlight=False,
     )
+    if cluster is not None:
+        out.print(f"spark: thrift://{cluster.host}:{cluster.port}", highlight=False)
     for title, headers, rows in _status_sections(data):
         if not rows:
             out.print(f"{title}: none")

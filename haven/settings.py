@@ -59,6 +59,19 @@ class Settings(BaseSettings):
         "updated_at is earlier than rows already seen are still picked up.",
     )
 
+    spark_host: str | None = Field(
+        default=None,
+        description="Host of a Spark Thrift server of your own (a real cluster); unset means the "
+        "local cluster `haven up --engine spark` starts under .haven/spark.",
+    )
+    spark_port: int | None = Field(
+        default=None,
+        description="Thrift port: of your cluster with HAVEN_SPARK_HOST (default 10000), or the "
+        "port the local cluster's Thrift server must use (default: a free port).",
+    )
+    spark_workers: int = Field(
+        default=2, description="Workers of the local Spark cluster (one core, 1 GiB each)."
+    )
     alert_webhook: str | None = Field(
         default=None,
         description="Slack-compatible incoming webhook for failed runs, freshness breaches and "
@@ -82,6 +95,10 @@ class Settings(BaseSettings):
     @property
     def embedded_dir(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def spark_dir(self) -> Path:
+        return self.home / "spark"
 
     @property
     def prefect_dir(self) -> Path:

@@ -14,6 +14,7 @@ import pytest
 from flows.server import local_server
 from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.endpoints import Endpoints, embedded_server, up
+from haven.warehouse.spark import local_cluster
 
 HAVEN = str(Path(sys.executable).parent / "haven")
 
@@ -23,6 +24,7 @@ def haven_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("haven-home")
     yield home
     local_server(Settings(home=home)).stop()  # `haven up` in a test starts one
+    local_cluster(Settings(home=home)).stop()  # and `haven up --engine spark` a Spark cluster
     embedded_server(Settings(home=home)).stop()
 
 

@@ -4,6 +4,8 @@ traceback. Table-driven: a row is the command, its environment, and words the se
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,13 @@ CASES = [
     (["ingest"], {"HAVEN_SOURCE_DATABASE": "never_created"}, "haven source init"),
     (["source", "tick"], {"HAVEN_SOURCE_DATABASE": "never_created"}, "haven source init"),
     (["bench", "queries"], {"HAVEN_WAREHOUSE_DATABASE": "never_built"}, "not been built"),
+    # the Spark engine without Java, or with a bad worker count
+    (
+        ["up", "--engine", "spark"],
+        {"PATH": str(Path(sys.executable).parent), "JAVA_HOME": ""},
+        "Java 17 or newer is needed",
+    ),
+    (["up", "--engine", "spark", "--workers", "0"], {}, "--workers must be between 1 and 16"),
 ]
 
 
@@ -64,6 +73,15 @@ def test_port_in_use_is_named(busy_port, haven_home) -> None:
     result = run_haven("mcp", "--http", str(busy_port), home=haven_home)
     assert result.returncode == 1
     assert f"Port {busy_port}" in result.stdout + result.stderr and "in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_spark_port_is_named(busy_port, haven_home) -> None:
+    result = run_haven(
+        "up", "--engine", "spark", env={"HAVEN_SPARK_PORT": str(busy_port)}, home=haven_home
+    )
+    assert result.returncode == 1
+    assert f"Port {busy_port} on 127.0.0.1 is already in use" in result.stderr
     assert "Traceback" not in result.stderr
 
 

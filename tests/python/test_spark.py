@@ -1,0 +1,108 @@
+"""The local Spark cluster, real, on loopback: `haven up --engine spark` starts a master, two
+workers and a Thrift server; a query runs on executors on both workers; dbt-spark connects with
+the `spark` target of profiles.yml; a killed worker is replaced by the next `haven up` (the
+master and the Thrift server keep running); `haven down` stops every process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from haven.settings import PROJECT_DIR
+from tests.python.conftest import haven_environment, run_haven
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("java") is None and not os.environ.get("JAVA_HOME"),
+    reason="Java is not installed (`make test` installs Debian's openjdk-17 as root)",
+)
+
+
+@pytest.fixture(scope="module")
+def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("spark-home")
+    yield home
+    run_haven("down", home=home)
+
+
+def cluster_state(home: Path) -> dict:
+    return json.loads((home / "spark" / "cluster.json").read_text())
+
+
+def master_view(home: Path) -> dict:
+    port = cluster_state(home)["ports"]["master_ui"]
+    return httpx.get(f"http://127.0.0.1:{port}/json/", timeout=5).json()
+
+
+def up(home: Path) -> str:
+    result = run_haven("up", "--engine", "spark", "--json", home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])["spark_thrift"]
+
+
+def test_cluster_runs_queries_on_both_workers_and_dbt_connects(spark_home: Path) -> None:
+    from pyhive import hive
+
+    host, port = up(spark_home).split(":")
+    with closing(hive.connect(host=host, port=int(port), username="haven")) as conn:
+        cursor = conn.cursor()
+        cursor.execute("select count(*), sum(id) from range(0, 1000000, 1, 8)")
+        assert cursor.fetchall() == [(1_000_000, 499_999_500_000)]
+    view = master_view(spark_home)
+    alive = [worker for worker in view["workers"] if worker["state"] == "ALIVE"]
+    assert len(alive) == 2 and all(worker["coresused"] == 1 for worker in alive), (
+        "the Thrift server's executors run on both workers"
+    )
+    assert [app["name"] for app in view["activeapps"]] == ["haven-thrift"]
+
+    exported = run_haven("env", home=spark_home)
+    variables = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in exported.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    assert variables["HAVEN_SPARK_PORT"] == port
+    debug = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "--no-use-colors", "debug", "--target", "spark"],
+        capture_output=True,
+        text=True,
+        env=haven_environment({**variables, "DBT_TARGET": "spark"}, spark_home),
+        cwd=PROJECT_DIR,
+        timeout=300,
+    )
+    assert debug.returncode == 0 and "Connection test: [OK connection ok]" in debug.stdout, (
+        debug.stdout[-3000:]
+    )
+
+
+def test_a_killed_worker_is_replaced_and_down_stops_everything(spark_home: Path) -> None:
+    thrift = up(spark_home)
+    before = cluster_state(spark_home)["pids"]
+    os.kill(before["worker-1"], signal.SIGKILL)
+    assert up(spark_home) == thrift, "same Thrift server, same port"
+    after = cluster_state(spark_home)["pids"]
+    assert after["worker-1"] != before["worker-1"] and psutil.pid_exists(after["worker-1"])
+    assert {name: after[name] for name in ("master", "thrift", "worker-2")} == {
+        name: before[name] for name in ("master", "thrift", "worker-2")
+    }, "the master, the Thrift server and the other worker kept running"
+
+    status = run_haven("status", "--json", home=spark_home)
+    assert json.loads(status.stdout)["spark"] == {"thrift": thrift, "local": True}
+
+    stopped = run_haven("down", home=spark_home)
+    assert "local Spark cluster stopped" in stopped.stderr
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        for pid in after.values()
+    )
