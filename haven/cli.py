@@ -186,11 +186,25 @@ def ingest(
         bool,
         typer.Option(help="Drop raw_app's tables and incremental state, then reload everything."),
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="spark: also append what changed to the Spark lake (raw_app tables)."),
+    ] = Engine.postgres,
 ) -> None:
-    """Land every application table in raw_app (incremental, merge on key, hard deletes marked)."""
+    """Land every application table in raw_app (incremental, merge on key, hard deletes marked);
+    with --engine spark also in the Spark lake, as an append log of parquet versions."""
     from ingestion.pipeline import ingest as run_ingest  # dlt is slow to import; only here
 
     settings = get_settings()
+    if engine is Engine.spark:
+        from haven.warehouse import spark
+
+        spark.java_home()
+        if full_refresh:
+            raise HavenError(
+                "--full-refresh with --engine spark is not supported yet; run `haven down`,"
+                f" remove {settings.spark_dir} and ingest again to rebuild the lake."
+            )
     endpoints = warehouse.up(settings)
     with console.status("ingesting") as status:
         report = run_ingest(
@@ -235,6 +249,19 @@ def ingest(
         names = ", ".join(row.table for row in report.failed)
         raise HavenError(
             f"{len(report.failed)} table(s) were not loaded ({names}): {report.failed[0].problem}; fix the source and run `haven ingest` again."
+        )
+    if engine is Engine.spark:
+        from ingestion import lake
+
+        cluster = spark.up(settings)
+        with console.status("appending to the Spark lake"):
+            landed = lake.export(settings, endpoints, cluster)
+        console.print(
+            f"{sum(landed.rows.values()):,} raw version(s) appended to the Spark lake in"
+            f" {landed.seconds:.1f} s ({lake.lake_dir(settings)}), tables raw_app.* on"
+            f" thrift://{cluster.host}:{cluster.port}",
+            highlight=False,
+            soft_wrap=True,
         )
 
 

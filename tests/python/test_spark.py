@@ -18,9 +18,11 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
-from haven.settings import PROJECT_DIR
+from haven.settings import PROJECT_DIR, Settings
+from haven.warehouse.endpoints import up as warehouse_up
 from tests.python.conftest import haven_environment, run_haven
 
 pytestmark = pytest.mark.skipif(
@@ -84,6 +86,67 @@ def test_cluster_runs_queries_on_both_workers_and_dbt_connects(spark_home: Path)
     assert debug.returncode == 0 and "Connection test: [OK connection ok]" in debug.stdout, (
         debug.stdout[-3000:]
     )
+
+
+LATEST_IN_LAKE = """
+select id, {deleted} as deleted, _dlt_load_id from (
+    select *, row_number() over (
+        partition by id order by _dlt_load_id desc{newest_mark}
+    ) as version
+    from raw_app.{table}
+) where version = 1
+"""
+
+
+def raw_versions(home: Path, thrift: str, table: str) -> tuple[set, set, int]:
+    """Each key's version in PostgreSQL's raw, the newest version per key in the lake, and the
+    number of versions the lake holds."""
+    from pyhive import hive
+
+    appended_only = table == "order_status_events"  # never deleted: no deletion mark
+    deleted = "false" if appended_only else "_haven_deleted_at is not null"
+    endpoints = warehouse_up(Settings(home=home))
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        postgres = set(
+            conn.execute(f"select id, {deleted}, _dlt_load_id from raw_app.{table}").fetchall()
+        )
+    host, port = thrift.split(":")
+    with closing(hive.connect(host=host, port=int(port), username="haven")) as conn:
+        cursor = conn.cursor()
+        newest_mark = "" if appended_only else ", _haven_deleted_at desc nulls last"
+        cursor.execute(LATEST_IN_LAKE.format(table=table, deleted=deleted, newest_mark=newest_mark))
+        lake = set(cursor.fetchall())
+        cursor.execute(f"select count(*) from raw_app.{table}")
+        (versions,) = cursor.fetchone()
+    return postgres, lake, versions
+
+
+def test_raw_lands_in_the_lake_incrementally_with_hard_deletes(spark_home: Path) -> None:
+    thrift = up(spark_home)
+    assert run_haven("source", "init", "--scale", "0.01", home=spark_home).returncode == 0
+    first = run_haven("ingest", "--engine", "spark", home=spark_home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for table in ("orders", "reviews", "order_status_events"):
+        postgres, lake, versions = raw_versions(spark_home, thrift, table)
+        assert lake == postgres and versions == len(postgres), table
+
+    endpoints = warehouse_up(Settings(home=spark_home))
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as conn:
+        (deleted,) = conn.execute(
+            "delete from public.reviews where id = (select min(id) from public.reviews) returning id"
+        ).fetchone()
+    assert run_haven("source", "tick", home=spark_home).returncode == 0
+    second = run_haven("ingest", "--engine", "spark", home=spark_home)
+    assert second.returncode == 0, second.stderr[-3000:]
+    appended = int(second.stderr.split(" raw version(s) appended")[0].split()[-1].replace(",", ""))
+    for table in ("orders", "reviews", "order_status_events"):
+        postgres, lake, versions = raw_versions(spark_home, thrift, table)
+        assert lake == postgres, table
+        if table == "orders":
+            assert versions > len(postgres), "changed orders were appended as new versions"
+    _, lake, _ = raw_versions(spark_home, thrift, "reviews")
+    assert (deleted, True) in {(key, gone) for key, gone, _ in lake}, "the hard delete is recorded"
+    assert 0 < appended < 5000, "only what changed was appended"
 
 
 def test_a_killed_worker_is_replaced_and_down_stops_everything(spark_home: Path) -> None:

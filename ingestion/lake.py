@@ -1,0 +1,168 @@
+"""Raw for the Spark engine: a dlt pipeline that lands ``raw_app`` in the Spark warehouse as an
+append log of parquet files (dlt's ``filesystem`` destination), registered as external tables.
+
+The application is ingested once, into PostgreSQL's ``raw_app`` (``ingestion.pipeline``: the
+incremental extract, the recovery of interrupted loads, the hard-delete detection the fault
+benchmark checked); this pipeline then appends to the lake every raw version that changed since
+its last load: rows loaded since (by ``_dlt_load_id``) and rows marked deleted since (by
+``_haven_deleted_at``). A key can so appear several times in the lake; staging keeps the newest
+version (a deletion mark is newer than the live version it ends). Its watermarks live in dlt's
+state, committed with the files they describe, so a failed load is read again by the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dlt
+import pyarrow as pa
+from adbc_driver_postgresql import dbapi as adbc
+
+from haven.errors import HavenError
+from haven.settings import Settings
+from haven.warehouse.endpoints import LOADER, Endpoints
+from haven.warehouse.spark import SparkEndpoint
+from ingestion.app.settings import DELETED_AT, TABLES, TableSpec
+
+LAKE_SCHEMA = "raw_app"
+BATCH_ROWS = 200_000
+
+
+@dataclass
+class LakeReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    """Versions appended to the lake per table in this load."""
+    seconds: float = 0.0
+    load_id: str | None = None
+
+
+def lake_dir(settings: Settings) -> Path:
+    """Where the lake's raw files live: under the local Spark warehouse (the Thrift server's
+    ``spark.sql.warehouse.dir``), so one directory holds the cluster's tables."""
+    return settings.spark_dir / "warehouse" / f"{LAKE_SCHEMA}.lake"
+
+
+def pipeline(settings: Settings) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=f"haven_lake_{settings.warehouse_database}",
+        pipelines_dir=str(settings.dlt_dir / "lake"),
+        destination=dlt.destinations.filesystem(bucket_url=lake_dir(settings).as_uri()),
+        dataset_name=LAKE_SCHEMA,
+    )
+
+
+def _changed_versions(url: str, spec: TableSpec) -> Iterator[pa.RecordBatch]:
+    """The raw rows loaded or marked deleted since this table's watermarks, as Arrow batches
+    (ADBC reads PostgreSQL's binary COPY straight into Arrow)."""
+    state = dlt.current.resource_state()
+    since_load = state.get("load_id", "")
+    since_deleted = state.get("deleted_at", "-infinity")
+    with adbc.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select column_name, coalesce(numeric_precision, 38), coalesce(numeric_scale, 10)"
+            " from information_schema.columns where table_schema = $1 and table_name = $2"
+            " and data_type = 'numeric'",
+            (LAKE_SCHEMA, spec.name),
+        )
+        decimals = {
+            name: (int(precision), int(scale)) for name, precision, scale in cursor.fetchall()
+        }
+        cursor.execute(
+            f"select max(_dlt_load_id), max({DELETED_AT})::text from {LAKE_SCHEMA}.{spec.name}"
+            if spec.mutable
+            else f"select max(_dlt_load_id), null from {LAKE_SCHEMA}.{spec.name}"
+        )
+        through_load, through_deleted = cursor.fetchone()
+        changed = "_dlt_load_id > $1"
+        if spec.mutable:
+            changed += f" or {DELETED_AT} > $2::timestamptz"
+        cursor.execute(
+            f"select * from {LAKE_SCHEMA}.{spec.name} where {changed}",
+            (since_load, since_deleted) if spec.mutable else (since_load,),
+        )
+        reader = cursor.fetch_record_batch()
+        for batch in reader:
+            if batch.num_rows:
+                yield _plain_types(batch, decimals)
+    state["load_id"] = through_load or since_load
+    if spec.mutable:
+        state["deleted_at"] = through_deleted or since_deleted
+
+
+def _plain_types(batch: pa.RecordBatch, decimals: dict[str, tuple[int, int]]) -> pa.RecordBatch:
+    """ADBC hands PostgreSQL types Arrow has no type for (numeric among them) over as opaque
+    extension arrays of text; numeric becomes the decimal of the raw column, the rest text."""
+    columns, fields = [], []
+    for field_, column in zip(batch.schema, batch.columns, strict=True):
+        if isinstance(field_.type, pa.BaseExtensionType):
+            target = (
+                pa.decimal128(*decimals[field_.name]) if field_.name in decimals else pa.string()
+            )
+            column = column.storage.cast(target)
+            field_ = field_.with_type(target)
+        columns.append(column)
+        fields.append(field_)
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
+
+
+def source(endpoints: Endpoints, tables: tuple[TableSpec, ...] = TABLES) -> list[object]:
+    url = endpoints.role_url(LOADER)
+    return [
+        dlt.resource(
+            _changed_versions,
+            name=spec.name,
+            write_disposition="append",
+            file_format="parquet",
+        )(url, spec)
+        for spec in tables
+    ]
+
+
+def export(
+    settings: Settings,
+    endpoints: Endpoints,
+    spark: SparkEndpoint,
+    tables: tuple[TableSpec, ...] = TABLES,
+) -> LakeReport:
+    """Append what changed in PostgreSQL's raw to the lake and (re)register its tables in Spark."""
+    if not spark.local:
+        raise HavenError(
+            "The lake is written under the local Spark cluster's warehouse; with HAVEN_SPARK_HOST"
+            " point dlt's filesystem destination at your cluster's storage instead."
+        )
+    started = time.perf_counter()
+    lake = pipeline(settings)
+    info = lake.run(source(endpoints, tables))
+    report = LakeReport(load_id=info.loads_ids[-1] if info.loads_ids else None)
+    trace = lake.last_trace.last_normalize_info
+    for table in tables:
+        report.rows[table.name] = trace.row_counts.get(table.name, 0) if trace else 0
+    register(settings, spark, tables)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def register(
+    settings: Settings, spark: SparkEndpoint, tables: tuple[TableSpec, ...] = TABLES
+) -> None:
+    """External parquet tables over the lake's folders, their schema merged over every file (a
+    column the source gained appears; older files read it as null)."""
+    from contextlib import closing
+
+    from pyhive import hive
+
+    with closing(hive.connect(host=spark.host, port=spark.port, username="haven")) as conn:
+        cursor = conn.cursor()
+        cursor.execute(f"create database if not exists {LAKE_SCHEMA}")
+        for spec in tables:
+            folder = lake_dir(settings) / LAKE_SCHEMA / spec.name
+            if not folder.exists():
+                continue
+            cursor.execute(f"drop table if exists {LAKE_SCHEMA}.{spec.name}")
+            cursor.execute(
+                f"create table {LAKE_SCHEMA}.{spec.name} using parquet"
+                f" options (mergeSchema 'true') location '{folder.as_uri()}'"
+            )
