@@ -10,6 +10,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,9 @@ def run_time_panel(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> P
         "Each bar is one run on a time axis, split into its tasks; hover a bar for the run's"
         " tasks, attempts and status. Failed runs are marked with a red cross."
     )
+    panel = partial(Panel, "runs", "Run time by task", explanation)
     if not runs:
-        return Panel("runs", "Run time by task", explanation, None)
+        return panel(None)
     started = {row["run_id"]: row["started_at"] for row in runs}
     status = {row["run_id"]: row["status"] for row in runs}
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -138,25 +140,19 @@ def run_time_panel(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> P
             hovertemplate="failed: %{customdata[0]}<extra></extra>",
         )
     figure.update_layout(barmode="stack")
-    return Panel(
-        "runs",
-        "Run time by task",
-        explanation,
-        _time_axis(_layout(figure, height=340, y_title="seconds")),
-    )
+    return panel(_time_axis(_layout(figure, height=340, y_title="seconds")))
 
 
 def tests_per_run_panel(runs: list[dict[str, Any]]) -> Panel:
     explanation = "Data and unit tests that passed, warned and failed in each run."
+    panel = partial(Panel, "tests", "Tests per run", explanation)
     tested = [
         row
         for row in runs
         if (row["tests_passed"] or 0) + (row["tests_failed"] or 0) + (row["tests_warned"] or 0)
     ]
     if not tested:
-        return Panel(
-            "tests", "Tests per run", explanation, None, "No data yet: no run has run tests."
-        )
+        return panel(None, "No data yet: no run has run tests.")
     figure = go.Figure()
     for column, name in (
         ("tests_passed", "pass"),
@@ -171,12 +167,7 @@ def tests_per_run_panel(runs: list[dict[str, Any]]) -> Panel:
             hovertemplate=f"%{{y}} {name}<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
         )
     figure.update_layout(barmode="stack")
-    return Panel(
-        "tests",
-        "Tests per run",
-        explanation,
-        _time_axis(_layout(figure, height=300, y_title="tests")),
-    )
+    return panel(_time_axis(_layout(figure, height=300, y_title="tests")))
 
 
 def tests_by_model_panel(results: list[dict[str, Any]]) -> Panel:
@@ -184,14 +175,9 @@ def tests_by_model_panel(results: list[dict[str, Any]]) -> Panel:
         "Tests of the latest run that ran tests, grouped by the model or source table they check;"
         " models with a failing test come first."
     )
+    panel = partial(Panel, "tests-by-model", "Test results by model", explanation)
     if not results:
-        return Panel(
-            "tests-by-model",
-            "Test results by model",
-            explanation,
-            None,
-            "No data yet: no run has run tests.",
-        )
+        return panel(None, "No data yet: no run has run tests.")
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in results:
         outcome = "fail" if row["status"] in {"fail", "error", "runtime error"} else row["status"]
@@ -210,10 +196,7 @@ def tests_by_model_panel(results: list[dict[str, Any]]) -> Panel:
                 hovertemplate=f"%{{y}}: %{{x}} {outcome}<extra></extra>",
             )
     figure.update_layout(barmode="stack")
-    return Panel(
-        "tests-by-model",
-        "Test results by model",
-        explanation,
+    return panel(
         _layout(figure, height=_bar_height(len(models)), x_title="tests"),
     )
 
@@ -223,11 +206,10 @@ def rows_loaded_panel(runs: list[dict[str, Any]], tables: list[dict[str, Any]]) 
         "Rows each run loaded into raw (new, changed and deleted rows), one line per source table;"
         " the axis is logarithmic so a first full load and later small increments both show."
     )
+    panel = partial(Panel, "rows", "Rows loaded per run", explanation)
     loaded = [row for row in tables if row["rows_loaded"]]
     if not loaded:
-        return Panel(
-            "rows", "Rows loaded per run", explanation, None, "No data yet: no run has loaded rows."
-        )
+        return panel(None, "No data yet: no run has loaded rows.")
     started = {row["run_id"]: row["started_at"] for row in runs}
     by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in sorted(loaded, key=lambda row: started[row["run_id"]]):
@@ -243,12 +225,7 @@ def rows_loaded_panel(runs: list[dict[str, Any]], tables: list[dict[str, Any]]) 
             hovertemplate=f"{name}: %{{y:,}} rows<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
         )
     figure.update_yaxes(type="log")
-    return Panel(
-        "rows",
-        "Rows loaded per run",
-        explanation,
-        _time_axis(_layout(figure, height=340, y_title="rows")),
-    )
+    return panel(_time_axis(_layout(figure, height=340, y_title="rows")))
 
 
 def freshness_panel(freshness: list[dict[str, Any]]) -> Panel:
@@ -256,14 +233,9 @@ def freshness_panel(freshness: list[dict[str, Any]]) -> Panel:
         "How long ago each source table last received data (latest run), against the warn and"
         " error thresholds declared in its dbt source."
     )
+    panel = partial(Panel, "freshness", "Freshness against thresholds", explanation)
     if not freshness:
-        return Panel(
-            "freshness",
-            "Freshness against thresholds",
-            explanation,
-            None,
-            "No data yet: no run has checked freshness.",
-        )
+        return panel(None, "No data yet: no run has checked freshness.")
     tables = [row["source_table"] for row in freshness]
     hours = [(row["lag_seconds"] or 0) / 3600 for row in freshness]
     figure = go.Figure()
@@ -293,10 +265,7 @@ def freshness_panel(freshness: list[dict[str, Any]]) -> Panel:
                 marker={"symbol": "line-ns-open", "size": 18, "line": {"width": 3}, "color": color},
                 hovertemplate=f"{name} %{{x:.0f}} h<extra></extra>",
             )
-    return Panel(
-        "freshness",
-        "Freshness against thresholds",
-        explanation,
+    return panel(
         _layout(figure, height=_bar_height(len(tables)), x_title="hours"),
     )
 
@@ -315,22 +284,11 @@ def quarantine_panel(quarantine: list[dict[str, Any]] | None) -> Panel:
     explanation = (
         "Rows held back from staging now, per source table, by the reason they failed a check."
     )
+    panel = partial(Panel, "quarantine", "Quarantined rows by reason", explanation)
     if quarantine is None:
-        return Panel(
-            "quarantine",
-            "Quarantined rows by reason",
-            explanation,
-            None,
-            "No data yet: the quarantine model has not been built.",
-        )
+        return panel(None, "No data yet: the quarantine model has not been built.")
     if not quarantine:
-        return Panel(
-            "quarantine",
-            "Quarantined rows by reason",
-            explanation,
-            None,
-            "Nothing is quarantined: every raw row passed its checks.",
-        )
+        return panel(None, "Nothing is quarantined: every raw row passed its checks.")
     tables = sorted({row["source_table"] for row in quarantine})
     by_reason: dict[str, dict[str, int]] = defaultdict(dict)
     for row in quarantine:
@@ -345,10 +303,7 @@ def quarantine_panel(quarantine: list[dict[str, Any]] | None) -> Panel:
             hovertemplate=f"%{{y}}: %{{x:,}} rows, {reason}<extra></extra>",
         )
     figure.update_layout(barmode="stack")
-    return Panel(
-        "quarantine",
-        "Quarantined rows by reason",
-        explanation,
+    return panel(
         _layout(figure, height=_bar_height(len(tables)), x_title="rows"),
     )
 
@@ -358,14 +313,9 @@ def reconciliation_panel(reconciliation: list[dict[str, Any]]) -> Panel:
         "Latest run: rows in the source against rows staged plus quarantined, per table; a"
         " difference (source minus both) is drawn in red and listed under the chart."
     )
+    panel = partial(Panel, "reconciliation", "Reconciliation", explanation)
     if not reconciliation:
-        return Panel(
-            "reconciliation",
-            "Reconciliation",
-            explanation,
-            None,
-            "No data yet: no run has reconciled the source.",
-        )
+        return panel(None, "No data yet: no run has reconciled the source.")
     tables = [row["table_name"] for row in reconciliation]
     figure = go.Figure()
     for column, name, color in (
@@ -402,10 +352,7 @@ def reconciliation_panel(reconciliation: list[dict[str, Any]]) -> Panel:
             f"<p class='differences completed'>Every table reconciles ({len(reconciliation)} of"
             f" {len(reconciliation)}): no row or amount difference.</p>"
         )
-    return Panel(
-        "reconciliation",
-        "Reconciliation",
-        explanation,
+    return panel(
         _layout(figure, height=max(260, 100 + 44 * len(tables)), x_title="rows (log scale)"),
         footer=footer,
     )
@@ -416,9 +363,10 @@ def cost_panel(runs: list[dict[str, Any]], budget_usd: float) -> Panel:
         "The monthly cost estimated after each run (the schedule's runs at this run's cost),"
         " against the monthly budget; hover for the run's own cost."
     )
+    panel = partial(Panel, "cost", "Cost against the budget", explanation)
     costed = [row for row in runs if row["monthly_estimate_usd"] is not None]
     if not costed:
-        return Panel("cost", "Cost against the budget", explanation, None)
+        return panel(None)
     figure = go.Figure()
     figure.add_scatter(
         name="monthly estimate",
@@ -447,12 +395,7 @@ def cost_panel(runs: list[dict[str, Any]], budget_usd: float) -> Panel:
     )
     top = max([budget_usd, *(row["monthly_estimate_usd"] for row in costed)])
     figure.update_yaxes(range=[0, top * 1.15], tickprefix="$")
-    return Panel(
-        "cost",
-        "Cost against the budget",
-        explanation,
-        _time_axis(_layout(figure, height=300, y_title="USD a month")),
-    )
+    return panel(_time_axis(_layout(figure, height=300, y_title="USD a month")))
 
 
 def _query(
