@@ -152,9 +152,9 @@ def register(
     column the source gained appears; older files read it as null)."""
     from contextlib import closing
 
-    from pyhive import hive
+    from haven.warehouse.spark import connect
 
-    with closing(hive.connect(host=spark.host, port=spark.port, username="haven")) as conn:
+    with closing(connect(spark)) as conn:
         cursor = conn.cursor()
         cursor.execute(f"create database if not exists {LAKE_SCHEMA}")
         for spec in tables:

@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -432,6 +433,24 @@ def current(settings: Settings) -> SparkEndpoint | None:
     if state.running and state.thrift_port is not None:
         return SparkEndpoint(HOST, state.thrift_port, local=True)
     return None
+
+
+def connect(endpoint: SparkEndpoint) -> Any:
+    """A PyHive connection to the Thrift server, or one sentence saying why there is none."""
+    import logging
+
+    from pyhive import hive
+    from thrift.transport.TTransport import TTransportException
+
+    logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)  # the error says it
+    try:
+        return hive.connect(host=endpoint.host, port=endpoint.port, username="haven")
+    except (TTransportException, OSError) as error:
+        raise HavenError(
+            f"Cannot connect to the Spark Thrift server at {endpoint.host}:{endpoint.port}"
+            f" ({str(error).splitlines()[0] if str(error) else type(error).__name__}); check"
+            " HAVEN_SPARK_HOST / HAVEN_SPARK_PORT, or run `haven up --engine spark`."
+        ) from None
 
 
 def dbt_environment(endpoint: SparkEndpoint) -> dict[str, str]:
