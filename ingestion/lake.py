@@ -28,6 +28,8 @@ from haven.warehouse.spark import SparkEndpoint
 from ingestion.app.settings import DELETED_AT, TABLES, TableSpec
 
 LAKE_SCHEMA = "raw_app"
+LOG_SCHEMA = "raw_app_log"
+"""Every version the lake holds; ``raw_app`` has views of the newest version per key."""
 BATCH_ROWS = 200_000
 
 
@@ -148,21 +150,42 @@ def export(
 def register(
     settings: Settings, spark: SparkEndpoint, tables: tuple[TableSpec, ...] = TABLES
 ) -> None:
-    """External parquet tables over the lake's folders, their schema merged over every file (a
-    column the source gained appears; older files read it as null)."""
+    """Over each lake folder an external parquet table in ``raw_app_log`` (every version, schema
+    merged over all files: a column the source gained reads as null in older files), and in
+    ``raw_app`` a view with the newest version per key, a deletion mark winning over the live
+    version it ends: the same rows as PostgreSQL's raw, so the dbt sources are the same."""
     from contextlib import closing
 
     from haven.warehouse.spark import connect
 
     with closing(connect(spark)) as conn:
         cursor = conn.cursor()
+        cursor.execute(f"create database if not exists {LOG_SCHEMA}")
         cursor.execute(f"create database if not exists {LAKE_SCHEMA}")
+        cursor.execute(f"show views in {LAKE_SCHEMA}")
+        views = {row[1] for row in cursor.fetchall()}
         for spec in tables:
             folder = lake_dir(settings) / LAKE_SCHEMA / spec.name
             if not folder.exists():
                 continue
-            cursor.execute(f"drop table if exists {LAKE_SCHEMA}.{spec.name}")
+            cursor.execute(f"drop table if exists {LOG_SCHEMA}.{spec.name}")
             cursor.execute(
-                f"create table {LAKE_SCHEMA}.{spec.name} using parquet"
+                f"create table {LOG_SCHEMA}.{spec.name} using parquet"
                 f" options (mergeSchema 'true') location '{folder.as_uri()}'"
+            )
+            if spec.name not in views:  # a table by that name (the first lake layout)
+                cursor.execute(f"drop table if exists {LAKE_SCHEMA}.{spec.name}")
+            cursor.execute(f"describe {LOG_SCHEMA}.{spec.name}")
+            columns = ", ".join(
+                f"`{row[0]}`" for row in cursor.fetchall() if row[0] and not row[0].startswith("#")
+            )
+            key = ", ".join(spec.primary_key)
+            newest = "_dlt_load_id desc" + (
+                f", {DELETED_AT} desc nulls last" if spec.mutable else ""
+            )
+            cursor.execute(
+                f"create or replace view {LAKE_SCHEMA}.{spec.name} as"
+                f" select {columns} from ("
+                f" select *, row_number() over (partition by {key} order by {newest}) as version"
+                f" from {LOG_SCHEMA}.{spec.name}) where version = 1"
             )

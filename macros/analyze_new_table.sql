@@ -6,7 +6,7 @@
         left to autovacuum, as they barely move the statistics and ANALYZE would cost more than
         the change. (Only this transaction's own counts: an ANALYZE inside the build's
         transaction does not reset the counts the commit flushes afterwards.) -#}
-    {%- if config.get('materialized') in ('table', 'incremental') -%}
+    {%- if config.get('materialized') in ('table', 'incremental') and target.type == 'postgres' -%}
         do $analyze$
         begin
             if not exists (

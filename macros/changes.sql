@@ -19,6 +19,7 @@
     raw_table(), and leave the watermark as a placeholder the strategy fills in at run time. -#}
 
 {% macro create_change_watermarks() -%}
+    {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     create table if not exists ops.change_watermarks (
         model_name text primary key,
         changed_until timestamptz not null
@@ -70,7 +71,7 @@
     {#- raw_app.<table> by name rather than source(): the change sets are also rendered when dbt
         parses a model (they are its changed_keys config), and source() only resolves at run
         time. The schema is the source's, from the same var. -#}
-    {{ api.Relation.create(database=target.database, schema=var('raw_schema'), identifier=table) }}
+    {{ api.Relation.create(database=target.database if target.database is defined else none, schema=var('raw_schema'), identifier=table) }}
 {%- endmacro %}
 
 
@@ -208,8 +209,9 @@
 
 
 {% macro record_change_watermark() -%}
-    {#- Post-hook of every model with a changed_keys config (full builds included). -#}
-    {%- if config.get('changed_keys') -%}
+    {#- Post-hook of every model with a changed_keys config (full builds included); change
+        tracking is PostgreSQL's only (on Spark models are rebuilt whole). -#}
+    {%- if config.get('changed_keys') and target.type == 'postgres' -%}
         insert into ops.change_watermarks (model_name, changed_until)
         values ('{{ this.identifier }}', now())
         on conflict (model_name) do update set changed_until = excluded.changed_until
@@ -256,6 +258,7 @@
 {% macro record_invocation_start() -%}
     {#- on-run-start: the transaction id this dbt invocation starts at; rows written later by
         its models have a newer xmin (changed_in_this_invocation). Older records are dropped. -#}
+    {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     create table if not exists ops.dbt_invocations (
         invocation_id text primary key,
         started_xid xid8 not null,

@@ -4,6 +4,10 @@
         transformer may read (haven writes them from HAVEN_PII_HASH_KEY; no key material is in
         compiled SQL or the environment); postal_code: first three characters. Names, phone
         numbers and street addresses are never selected past staging. -#}
+    {{ return(adapter.dispatch('mask_pii', 'clutter_haven')(column, kind)) }}
+{%- endmacro %}
+
+{% macro default__mask_pii(column, kind) -%}
     {%- if kind == 'email' -%}
         encode(
             sha256(
@@ -14,6 +18,30 @@
                 )
             ),
             'hex'
+        )
+    {%- elif kind == 'postal_code' -%}
+        left(upper(replace({{ column }}, ' ', '')), 3)
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("mask_pii: unknown kind " ~ kind) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__mask_pii(column, kind) -%}
+    {#- The same HMAC-SHA256 with Spark's sha2() and unhex(); the key table is Spark's
+        haven_private.pii_key (the Thrift server enforces no grants: see the README). -#}
+    {%- if kind == 'email' -%}
+        sha2(
+            concat(
+                unhex((select outer_pad from {{ source('haven_private', 'pii_key') }})),
+                unhex(sha2(
+                    concat(
+                        unhex((select inner_pad from {{ source('haven_private', 'pii_key') }})),
+                        encode(lower(trim({{ column }})), 'UTF-8')
+                    ),
+                    256
+                ))
+            ),
+            256
         )
     {%- elif kind == 'postal_code' -%}
         left(upper(replace({{ column }}, ' ', '')), 3)

@@ -27,6 +27,7 @@ import psutil
 from haven.errors import HavenError
 from haven.settings import Settings
 from haven.warehouse.embedded import HOST, file_lock, free_port, port_is_free
+from haven.warehouse.endpoints import Endpoints
 
 START_TIMEOUT_SECONDS = 180
 WORKER_MEMORY = "1g"
@@ -143,7 +144,7 @@ class SparkCluster:
             if "thrift" not in pids:
                 pids["thrift"] = self._launch(
                     "thrift",
-                    self._thrift_command(master_url, ports),
+                    self._thrift_command(master_url, ports, workers),
                     # the launcher sizes the Thrift server as a daemon, not by --driver-memory
                     {**environment, "SPARK_DAEMON_MEMORY": DRIVER_MEMORY},
                 )
@@ -212,7 +213,7 @@ class SparkCluster:
             pids=alive,
         )
 
-    def _thrift_command(self, master_url: str, ports: dict[str, int]) -> list[str]:
+    def _thrift_command(self, master_url: str, ports: dict[str, int], workers: int) -> list[str]:
         metastore = self.directory / "metastore_db"
         java_options = f"-Dderby.system.home={self.directory}"
         settings = {
@@ -226,6 +227,14 @@ class SparkCluster:
             "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            # one shuffle partition per core, not Spark's 200: on a small cluster every partition
+            # is a task to schedule, and scheduling is most of a small query's time
+            "spark.sql.shuffle.partitions": str(workers),
+            # schedule a task on any free executor at once (the default waits up to 3 s for
+            # one holding its data: on loopback every executor is as close)
+            "spark.locality.wait": "0s",
+            # a table's files outlive a lost metastore: let CTAS write over them
+            "spark.sql.legacy.allowNonEmptyLocationInCTAS": "true",
             "spark.hadoop.hive.exec.scratchdir": str(self.directory / "tmp" / "hive"),
         }
         command = [
@@ -290,9 +299,18 @@ class SparkCluster:
             for name, pid in pids.items():
                 if not _alive(pid):
                     self._stop_processes()
-                    raise HavenError(
-                        f"The Spark {name} exited at start; see {self.log_dir / (name + '.log')}."
-                    )
+                    log = self.log_dir / f"{name}.log"
+                    if (
+                        name == "thrift"
+                        and "incompatible format" in log.read_text(errors="replace")[-200_000:]
+                    ):
+                        raise HavenError(
+                            f"The Spark metastore in {self.directory / 'metastore_db'} was written"
+                            " by another Spark version; remove that directory (the lake's files"
+                            " stay; `haven ingest --engine spark` registers them again) and run"
+                            " `haven up --engine spark` again."
+                        )
+                    raise HavenError(f"The Spark {name} exited at start; see {log}.")
             if ready():  # type: ignore[operator]
                 return
             time.sleep(0.5)
@@ -451,6 +469,29 @@ def connect(endpoint: SparkEndpoint) -> Any:
             f" ({str(error).splitlines()[0] if str(error) else type(error).__name__}); check"
             " HAVEN_SPARK_HOST / HAVEN_SPARK_PORT, or run `haven up --engine spark`."
         ) from None
+
+
+def store_pii_key(settings: Settings, endpoints: Endpoints, endpoint: SparkEndpoint) -> None:
+    """The email-masking key's HMAC pads in Spark's ``haven_private.pii_key``, which
+    ``mask_pii`` reads there as on PostgreSQL. The Thrift server takes no bind parameters and
+    enforces no grants: the pads are in this statement's text and readable by whoever reaches
+    the Thrift port (keep it on loopback or behind the cluster's own authentication)."""
+    from contextlib import closing
+
+    from haven.warehouse.pii import hmac_pads, pii_hash_key
+
+    inner_pad, outer_pad = hmac_pads(pii_hash_key(settings, endpoints))
+    with closing(connect(endpoint)) as conn:
+        cursor = conn.cursor()
+        cursor.execute("create database if not exists haven_private")
+        location = settings.spark_dir / "warehouse" / "haven_private.db" / "pii_key"
+        cursor.execute(
+            "create table if not exists haven_private.pii_key (inner_pad string, outer_pad string)"
+            f" using parquet location '{location.as_uri()}'"
+        )
+        cursor.execute(
+            "insert overwrite table haven_private.pii_key values (%s, %s)", (inner_pad, outer_pad)
+        )
 
 
 def dbt_environment(endpoint: SparkEndpoint) -> dict[str, str]:

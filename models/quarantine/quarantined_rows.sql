@@ -34,10 +34,10 @@ with
         select
             '{{ table }}' as source_table,
             {{ key }} as source_key,
-            string_to_array(quarantine_reasons, ',') as reason_codes,
+            {{ split_text('quarantine_reasons', ',') }} as reason_codes,
             load_id,
             loaded_at,
-            to_jsonb(base_app__{{ table }}) - 'quarantine_reasons' as row_data
+            {{ row_as_json(ref('base_app__' ~ table), 'quarantine_reasons') }} as row_data
         from {{ ref('base_app__' ~ table) }}
         where
             quarantine_reasons != ''

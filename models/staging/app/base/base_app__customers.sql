@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     select * from {{ source('app', 'customers') }}
     where _haven_deleted_at is null
@@ -18,11 +18,12 @@ renamed as (
     select
         id as customer_id,
         email is null as is_email_missing,
-        trim(email) !~* '^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$' as is_email_malformed,
+        not {{ matches_pattern('trim(email)', '^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$') }}
+        as is_email_malformed,
         {{ mask_pii('email', 'email') }} as email_hash,
         city,
         {{ mask_pii('postal_code', 'postal_code') }} as postal_area,
-        country_code::text as country_code,
+        {{ as_text('country_code') }} as country_code,
         marketing_opt_in as has_marketing_opt_in,
         created_at,
         updated_at,

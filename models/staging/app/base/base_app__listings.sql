@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     select * from {{ source('app', 'listings') }}
     where _haven_deleted_at is null
@@ -28,7 +28,7 @@ renamed as (
         title as listing_title,
         item_condition,
         price_cents,
-        currency::text as currency_code,
+        {{ as_text('currency') }} as currency_code,
         status as listing_status,
         listed_at,
         created_at,

@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     -- append-only: no updates, no deletes
     select * from {{ source('app', 'order_status_events') }}

@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     select * from {{ source('app', 'orders') }}
     where _haven_deleted_at is null
@@ -32,7 +32,7 @@ renamed as (
         customer_id,
         status as order_status,
         fulfillment_method,
-        currency::text as currency_code,
+        {{ as_text('currency') }} as currency_code,
         subtotal_cents,
         shipping_cents,
         total_cents,

@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     select * from {{ source('app', 'payments') }}
     where _haven_deleted_at is null
@@ -22,7 +22,7 @@ renamed as (
         payment_method,
         status as payment_status,
         amount_cents,
-        currency::text as currency_code,
+        {{ as_text('currency') }} as currency_code,
         paid_at,
         created_at,
         updated_at,
@@ -31,10 +31,7 @@ renamed as (
         -- the payment provider's reference is unique per charge: a second row with it (a later
         -- id) is a duplicate; a lookup, not a window, so a build that reads a few payments
         -- checks only theirs
-        exists(
-            select from source as earlier
-            where earlier.provider_reference = latest.provider_reference and earlier.id < latest.id
-        ) as is_duplicate_charge
+        {{ has_earlier_row('source', 'latest', 'provider_reference', 'id') }} as is_duplicate_charge
     from latest
 
 ),

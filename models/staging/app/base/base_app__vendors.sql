@@ -1,6 +1,6 @@
 with
 
-source as not materialized (
+source as {{ not_materialized() }} (
 
     select * from {{ source('app', 'vendors') }}
     where _haven_deleted_at is null
@@ -22,7 +22,7 @@ renamed as (
         {{ mask_pii('email', 'email') }} as email_hash,
         city,
         {{ mask_pii('postal_code', 'postal_code') }} as postal_area,
-        country_code::text as country_code,
+        {{ as_text('country_code') }} as country_code,
         commission_rate,
         created_at,
         updated_at,
