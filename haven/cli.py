@@ -68,6 +68,7 @@ def up(
     settings = get_settings()
     if engine is Engine.spark:  # before anything starts: one sentence, nothing half-started
         spark.check_workers(workers if workers is not None else settings.spark_workers)
+        spark.check_port(settings)
         spark.java_home()
     endpoints = warehouse.up(settings)
     prefect = api_url(settings)

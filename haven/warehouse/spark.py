@@ -424,22 +424,29 @@ def up(settings: Settings, workers: int | None = None) -> SparkEndpoint:
     """The configured Thrift server, or the local cluster started (or reused)."""
     if settings.spark_host:
         return SparkEndpoint(settings.spark_host, settings.spark_port or 10000, local=False)
+    check_port(settings)
     port = settings.spark_port
     cluster = local_cluster(settings)
-    if port is not None:
-        if not 1 <= port <= 65535:
-            raise HavenError(f"HAVEN_SPARK_PORT must be a port between 1 and 65535, got {port}.")
-        running = cluster.status()
-        if not (running.running and running.thrift_port == port) and not port_is_free(port):
-            raise HavenError(
-                f"Port {port} on 127.0.0.1 is already in use; unset HAVEN_SPARK_PORT or choose"
-                " another."
-            )
     state = cluster.start(
         workers if workers is not None else settings.spark_workers, thrift_port=port
     )
     assert state.thrift_port is not None
     return SparkEndpoint(HOST, state.thrift_port, local=True)
+
+
+def check_port(settings: Settings) -> None:
+    """The Thrift port asked for the local cluster (HAVEN_SPARK_PORT) is in range and free, or
+    already the running cluster's; one sentence otherwise."""
+    port = settings.spark_port
+    if settings.spark_host or port is None:
+        return
+    if not 1 <= port <= 65535:
+        raise HavenError(f"HAVEN_SPARK_PORT must be a port between 1 and 65535, got {port}.")
+    running = local_cluster(settings).status()
+    if not (running.running and running.thrift_port == port) and not port_is_free(port):
+        raise HavenError(
+            f"Port {port} on 127.0.0.1 is already in use; unset HAVEN_SPARK_PORT or choose another."
+        )
 
 
 def current(settings: Settings) -> SparkEndpoint | None:

@@ -1,3 +1,4 @@
+{%- set email_pattern = '^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$' -%}
 with
 
 source as {{ not_materialized() }} (
@@ -18,8 +19,7 @@ renamed as (
     select
         id as customer_id,
         email is null as is_email_missing,
-        not {{ matches_pattern('trim(email)', '^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$') }}
-        as is_email_malformed,
+        not {{ matches_pattern('trim(email)', email_pattern) }} as is_email_malformed,
         {{ mask_pii('email', 'email') }} as email_hash,
         city,
         {{ mask_pii('postal_code', 'postal_code') }} as postal_area,
