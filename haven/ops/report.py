@@ -9,7 +9,7 @@ import html
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,10 @@ def _time_axis(figure: go.Figure) -> go.Figure:
             {"dtickrange": [86_400_000, None], "value": "%b %d"},
         ],
     )
+    times = {x for trace in figure.data if trace.type == "scatter" for x in (trace.x or ())}
+    if len(times) == 1:  # one run: an hour either side, not a millisecond-wide axis of one label
+        (only,) = times
+        figure.update_xaxes(range=[only - timedelta(hours=1), only + timedelta(hours=1)])
     return figure
 
 

@@ -106,3 +106,14 @@ def test_reconciliation_lists_each_difference_under_the_chart() -> None:
     assert "orders" not in panel.footer
     balanced = report.reconciliation_panel(rows[1:])
     assert "Every table reconciles (1 of 1)" in balanced.footer
+
+
+def test_one_run_gets_an_hour_either_side_not_a_millisecond_axis() -> None:
+    started = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    run = {"started_at": started, "monthly_estimate_usd": 3.0, "cost_usd": 0.01}
+    figure = report.cost_panel([run], 40.0).figure
+    assert figure is not None
+    assert list(figure.layout.xaxis.range) == [
+        started - timedelta(hours=1),
+        started + timedelta(hours=1),
+    ]
