@@ -32,6 +32,8 @@ COLORS = {
     "muted": "#90a4ae",
 }
 TASK_ORDER = ["ingest", "build", "freshness", "reconcile", "docs", "record", "report"]
+BOOKKEEPING = frozenset({"record", "report"})
+"""Tasks that write the run's own record: in the runs table, not in the run-time chart."""
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
 
 
@@ -411,8 +413,8 @@ def _query(
 
 def panels(
     conn: psycopg.Connection, *, budget_usd: float
-) -> tuple[list[Panel], list[dict[str, Any]]]:
-    """The dashboard's panels and the runs they were drawn from (oldest first)."""
+) -> tuple[list[Panel], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The dashboard's panels, the runs they were drawn from (oldest first) and those runs' tasks."""
     runs = _query(
         conn,
         "select run_id, started_at, status, error, wall_seconds, tests_passed, tests_failed,"
@@ -425,7 +427,7 @@ def panels(
     tasks = _query(
         conn,
         "select run_id, task_name, seconds, attempts, status from ops.run_tasks"
-        " where run_id = any(%s) and task_name not in ('record', 'report')",
+        " where run_id = any(%s)",
         (run_ids,),
     )
     tables = _query(
@@ -466,29 +468,30 @@ def panels(
             "select source_table, reason_code, count(*) as rows"
             " from quarantine.quarantined_rows, unnest(reason_codes) as reason_code group by 1, 2",
         )
-    return [
-        run_time_panel(runs, tasks),
-        cost_panel(runs, budget_usd),
-        tests_per_run_panel(runs),
-        rows_loaded_panel(runs, tables),
-        freshness_panel(freshness),
-        quarantine_panel(quarantine),
-        reconciliation_panel(reconciliation),
-        tests_by_model_panel(results),
-    ], runs
+    return (
+        [
+            run_time_panel(runs, [row for row in tasks if row["task_name"] not in BOOKKEEPING]),
+            cost_panel(runs, budget_usd),
+            tests_per_run_panel(runs),
+            rows_loaded_panel(runs, tables),
+            freshness_panel(freshness),
+            quarantine_panel(quarantine),
+            reconciliation_panel(reconciliation),
+            tests_by_model_panel(results),
+        ],
+        runs,
+        tasks,
+    )
 
 
-def _runs_table(conn: psycopg.Connection, runs: list[dict[str, Any]]) -> str:
+def _runs_table(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> str:
     """The last runs with each task's seconds: one run's tasks on one line."""
     if not runs:
         return "<p class='no-data'>No data yet: run <code>haven run</code> to record a run.</p>"
     recent = runs[-15:][::-1]
+    shown = {row["run_id"] for row in recent}
     seconds: dict[Any, dict[str, str]] = defaultdict(dict)
-    for row in _query(
-        conn,
-        "select run_id, task_name, seconds, attempts from ops.run_tasks where run_id = any(%s)",
-        ([row["run_id"] for row in recent],),
-    ):
+    for row in (task for task in tasks if task["run_id"] in shown):
         retries = f" ×{row['attempts']}" if row["attempts"] > 1 else ""
         seconds[row["run_id"]][row["task_name"]] = f"{row['seconds']:.1f}{retries}"
     ran = {name for tasks in seconds.values() for name in tasks}
@@ -514,7 +517,7 @@ def _runs_table(conn: psycopg.Connection, runs: list[dict[str, Any]]) -> str:
 
 def render(conn: psycopg.Connection, *, budget_usd: float) -> str:
     """The page, from the last runs and the latest run's details."""
-    drawn, runs = panels(conn, budget_usd=budget_usd)
+    drawn, runs, tasks = panels(conn, budget_usd=budget_usd)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     latest = runs[-1] if runs else None
     if latest:
@@ -560,7 +563,7 @@ td, th {{ border-bottom: 1px solid #eee; padding: .3rem .6rem; text-align: right
 </div>
 <section class="panel runs-table">
 <h2>Recent runs, task by task (seconds; ×N = attempts)</h2>
-{_runs_table(conn, runs)}
+{_runs_table(runs, tasks)}
 </section>
 <script>
 // Each chart sized itself as the grid filled in; size them again to their final panels.

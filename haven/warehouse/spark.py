@@ -480,7 +480,8 @@ def connect(endpoint: SparkEndpoint) -> Any:
 
 def store_pii_key(settings: Settings, endpoints: Endpoints, endpoint: SparkEndpoint) -> None:
     """The email-masking key's HMAC pads in Spark's ``haven_private.pii_key``, which
-    ``mask_pii`` reads there as on PostgreSQL. The Thrift server takes no bind parameters and
+    ``mask_pii`` reads there as on PostgreSQL; written only when they changed (a Spark job costs
+    seconds, and ``haven env`` calls this every time). The Thrift server takes no bind parameters and
     enforces no grants: the pads are in this statement's text and readable by whoever reaches
     the Thrift port (keep it on loopback or behind the cluster's own authentication)."""
     from contextlib import closing
@@ -496,9 +497,12 @@ def store_pii_key(settings: Settings, endpoints: Endpoints, endpoint: SparkEndpo
             "create table if not exists haven_private.pii_key (inner_pad string, outer_pad string)"
             f" using parquet location '{location.as_uri()}'"
         )
-        cursor.execute(
-            "insert overwrite table haven_private.pii_key values (%s, %s)", (inner_pad, outer_pad)
-        )
+        cursor.execute("select inner_pad, outer_pad from haven_private.pii_key")
+        if [tuple(row) for row in cursor.fetchall()] != [(inner_pad, outer_pad)]:
+            cursor.execute(
+                "insert overwrite table haven_private.pii_key values (%s, %s)",
+                (inner_pad, outer_pad),
+            )
 
 
 def dbt_environment(endpoint: SparkEndpoint) -> dict[str, str]:
