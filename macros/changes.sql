@@ -47,7 +47,7 @@
         is a literal, so PostgreSQL estimates the change set from the load-id index (a subquery
         would be a guess, and a bad guess plans nested loops over thousands of changed rows).
         Outside an incremental run (parsing, a full build) it is a placeholder. -#}
-    {%- if execute and is_incremental() -%}
+    {%- if execute and is_incremental() and target.type == 'postgres' -%}
         {%- set load_id_after, deleted_after = watermark_literals() -%}
     {%- else -%}
         {%- set load_id_after, deleted_after = '__haven_load_id_watermark__', '__haven_deleted_at_watermark__' -%}

@@ -18,7 +18,9 @@
     {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list
         if execute else [] -%}
     {%- set incremental = is_incremental() -%}
-    {%- set only_changed = incremental and not var('snapshot_whole_table', false) -%}
+    {#- change sets come from PostgreSQL's watermarks: on Spark every key is compared -#}
+    {%- set only_changed = incremental and target.type == 'postgres'
+        and not var('snapshot_whole_table', false) -%}
     {%- set run_time = snapshot_get_time() -%}
 
 with
@@ -62,11 +64,11 @@ staged as (
         from (
             select
                 staged.*,
-                null::text as dbt_scd_id,
-                null::timestamptz as dbt_updated_at,
-                null::timestamptz as dbt_valid_from,
-                null::timestamptz as dbt_valid_to,
-                null::text as dbt_is_deleted,
+                {{ as_text('null') }} as dbt_scd_id,
+                {{ null_timestamp() }} as dbt_updated_at,
+                {{ null_timestamp() }} as dbt_valid_from,
+                {{ null_timestamp() }} as dbt_valid_to,
+                {{ as_text('null') }} as dbt_is_deleted,
                 true as is_staged,
                 staged.updated_at as staged_updated_at
             from staged
@@ -74,7 +76,7 @@ staged as (
             select
                 history.*,
                 false as is_staged,
-                null::timestamptz as staged_updated_at
+                {{ null_timestamp() }} as staged_updated_at
             from history
         ) as combined
         window keyed as (partition by combined.{{ key }})
@@ -100,12 +102,10 @@ staged as (
 
     select
         {% for column in columns %}{{ adapter.quote(column) }},
-        {% endfor %}md5(
-            coalesce(cast({{ key }} as varchar), '') || '|' || coalesce(cast(updated_at as varchar), '')
-        ) as dbt_scd_id,
+        {% endfor %}{{ scd_id(key, 'updated_at') }} as dbt_scd_id,
         updated_at as dbt_updated_at,
         updated_at as dbt_valid_from,
-        null::timestamptz as dbt_valid_to,
+        {{ null_timestamp() }} as dbt_valid_to,
         'False' as dbt_is_deleted
     from classified
     where is_staged and takes_new_version
@@ -131,26 +131,45 @@ staged as (
     -- the deletion record: the last values, open from now
     select
         {% for column in columns %}{{ adapter.quote(column) }},
-        {% endfor %}md5(
-            coalesce(cast(dbt_scd_id as varchar), '') || '|' || coalesce(cast({{ run_time }} as varchar), '')
-        ) as dbt_scd_id,
+        {% endfor %}{{ scd_id('dbt_scd_id', run_time) }} as dbt_scd_id,
         {{ run_time }} as dbt_updated_at,
         {{ run_time }} as dbt_valid_from,
-        null::timestamptz as dbt_valid_to,
+        {{ null_timestamp() }} as dbt_valid_to,
         'True' as dbt_is_deleted
     from classified
     where not is_staged and dbt_valid_to is null and is_gone
 {% else %}
     select
         staged.*,
-        md5(
-            coalesce(cast(staged.{{ key }} as varchar), '') || '|'
-            || coalesce(cast(staged.updated_at as varchar), '')
-        ) as dbt_scd_id,
+        {{ scd_id('staged.' ~ key, 'staged.updated_at') }} as dbt_scd_id,
         staged.updated_at as dbt_updated_at,
         staged.updated_at as dbt_valid_from,
-        null::timestamptz as dbt_valid_to,
+        {{ null_timestamp() }} as dbt_valid_to,
         'False' as dbt_is_deleted
     from staged
 {% endif %}
+{%- endmacro %}
+
+
+{% macro scd_id(key, valid_from) -%}
+    {#- A version's id as dbt's snapshot makes it: the md5 of the key and the time, as text. -#}
+    {{ return(adapter.dispatch('scd_id', 'clutter_haven')(key, valid_from)) }}
+{%- endmacro %}
+
+{% macro default__scd_id(key, valid_from) -%}
+    md5(coalesce(cast({{ key }} as varchar), '') || '|' || coalesce(cast({{ valid_from }} as varchar), ''))
+{%- endmacro %}
+
+{% macro spark__scd_id(key, valid_from) -%}
+    {#- the time as PostgreSQL writes a timestamptz in UTC (2024-05-01 10:00:00.25+00), so both
+        engines give a version the same id -#}
+    md5(concat(
+        coalesce(cast({{ key }} as string), ''),
+        '|',
+        coalesce(concat(
+            date_format({{ valid_from }}, 'yyyy-MM-dd HH:mm:ss'),
+            regexp_replace(format_string('.%06d', pmod(unix_micros({{ valid_from }}), 1000000)), '\\.?0+$', ''),
+            '+00'
+        ), '')
+    ))
 {%- endmacro %}

@@ -4,7 +4,8 @@ Each relation is read whole from both engines, every value brought to one text f
 rows compared by key: counts, a checksum over all shared columns, and the first differing rows
 named. The type differences allowed, and only these: ``timestamptz`` (PostgreSQL) against
 ``timestamp`` in the UTC session time zone (Spark), ``numeric(p, s)`` against ``decimal(p, s)``,
-``text[]`` against ``array<string>``; ``row_data`` (jsonb against JSON text, whose key order and
+``text[]`` against ``array<string>``, and a double precision value, compared to 12 significant
+digits (engines sum and interpolate in different orders); ``row_data`` (jsonb against JSON text, whose key order and
 number formats differ) and the build's own clock (``quarantined_at``) are not compared.
 """
 
@@ -35,7 +36,11 @@ def canonical(value: object) -> str | None:
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat(sep=" ", timespec="microseconds")
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, float):
+        # a double computed on two engines may differ in its last bits (another summation
+        # order): compared to 12 significant digits
+        return format(float(format(value, ".12g")), "f")
+    if isinstance(value, int | Decimal):
         number = Decimal(str(value)).normalize()
         return format(number, "f")
     if isinstance(value, list | tuple):

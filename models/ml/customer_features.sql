@@ -29,14 +29,21 @@ as_of_dates as (
 
 customers as (
 
-    select distinct on (customer_id)
+    -- each customer's first version
+    select
         customer_id,
         created_at
-    from {{ ref('snp_customers') }}
-    {% if only_changed %}
-        where {{ in_change_set('customer_id', changed) }}
-    {% endif %}
-    order by customer_id asc, dbt_valid_from asc
+    from (
+        select
+            customer_id,
+            created_at,
+            row_number() over (partition by customer_id order by dbt_valid_from asc) as version_number
+        from {{ ref('snp_customers') }}
+        {% if only_changed %}
+            where {{ in_change_set('customer_id', changed) }}
+        {% endif %}
+    ) as versions
+    where version_number = 1
 
 ),
 
@@ -78,8 +85,8 @@ events as (
         orders.placed_at,
         orders.total_cents,
         cancellations.cancelled_at,
-        null::integer as rating,
-        null::bigint as category_id
+        cast(null as integer) as rating,
+        cast(null as bigint) as category_id
     from orders
     left join cancellations on orders.order_id = cancellations.order_id
 
@@ -166,11 +173,9 @@ history as (
         min(events.placed_at) filter (where events.event_kind = 'order') as first_order_at,
         count(distinct events.order_id) filter (where events.event_kind = 'refund') as refunded_orders,
         count(*) filter (where events.event_kind = 'review') as reviews_written,
-        (avg(events.rating) filter (where events.event_kind = 'review'))::numeric(4, 2) as average_rating_given,
+        cast(avg(events.rating) filter (where events.event_kind = 'review') as numeric(4, 2)) as average_rating_given,
         -- the category bought most often; on a tie the smallest id (mode() keeps the first)
-        mode() within group (order by events.category_id) filter (
-            where events.event_kind = 'item'
-        ) as favourite_category_id
+        {{ most_frequent('events.category_id', "events.event_kind = 'item'") }} as favourite_category_id
     from eligible
     left join events
         on
@@ -185,15 +190,15 @@ final as (
     select
         customer_id,
         as_of_date,
-        (as_of_date - created_at::date) as tenure_days,
-        (as_of_date - last_order_at::date) as recency_days,
+        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,
+        {{ dbt.datediff('last_order_at', 'as_of_date', 'day') }} as recency_days,
         orders_count as frequency,
         orders_last_90_days,
         monetary_value_cents,
         first_order_at,
         last_order_at,
         refunded_orders,
-        round(coalesce(refunded_orders::numeric / nullif(orders_count, 0), 0), 4) as refund_rate,
+        round(coalesce(cast(refunded_orders as numeric) / nullif(orders_count, 0), 0), 4) as refund_rate,
         reviews_written,
         average_rating_given,
         favourite_category_id

@@ -5,7 +5,7 @@ with
 
 bounds as (
 
-    select date_trunc('month', max(placed_at))::date as last_as_of
+    select cast(date_trunc('month', max(placed_at)) as date) as last_as_of
     from {{ ref('stg_app__orders') }}
     where placed_at <= (select max(loads.loaded_at) from {{ ref('stg_app__orders') }} as loads)
 
@@ -13,7 +13,7 @@ bounds as (
 
 final as (
 
-    select generate_series(last_as_of - interval '11 months', last_as_of, interval '1 month')::date as as_of_date
+    select {{ date_series("last_as_of - interval '11 months'", 'last_as_of', 'month') }} as as_of_date
     from bounds
 
 )

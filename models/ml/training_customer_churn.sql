@@ -13,7 +13,7 @@
     (
         select as_of_date from {{ ref('ml_feature_dates') }}
         where as_of_date + {{ var('churn_window_days') }} <= (
-            select max(loaded_at)::date from {{ ref('stg_app__orders') }}
+            select cast(max(loaded_at) as date) from {{ ref('stg_app__orders') }}
         )
     ) as labelled
 {%- endset -%}
@@ -49,7 +49,7 @@ orders as (
 
 observed_until as (
 
-    select max(loaded_at)::date as observed_date from {{ ref('stg_app__orders') }}
+    select cast(max(loaded_at) as date) as observed_date from {{ ref('stg_app__orders') }}
 
 ),
 

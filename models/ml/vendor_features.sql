@@ -95,7 +95,7 @@ events as (
         items.line_total_cents,
         shipments.shipped_at,
         refunds.refunded_at,
-        null::bigint as rating
+        cast(null as bigint) as rating
     from items
     left join shipments on items.order_id = shipments.order_id
     left join refunds on items.order_id = refunds.order_id
@@ -140,7 +140,7 @@ history as (
             where events.event_kind = 'item' and events.placed_at >= eligible.as_of_date - interval '30 days'
         ) as orders_last_30_days,
         percentile_cont(0.5) within group (
-            order by extract(epoch from events.shipped_at - events.placed_at) / 3600.0
+            order by {{ hours_between('events.placed_at', 'events.shipped_at') }}
         ) filter (
             where events.event_kind = 'item' and events.shipped_at < eligible.as_of_date
         ) as median_hours_to_ship,
@@ -148,7 +148,7 @@ history as (
             where events.event_kind = 'item' and events.refunded_at < eligible.as_of_date
         ) as refunded_orders,
         count(*) filter (where events.event_kind = 'review') as reviews_count,
-        (avg(events.rating) filter (where events.event_kind = 'review'))::numeric(4, 2) as average_rating
+        cast(avg(events.rating) filter (where events.event_kind = 'review') as numeric(4, 2)) as average_rating
     from eligible
     left join events
         on
@@ -163,12 +163,12 @@ final as (
     select
         vendor_id,
         as_of_date,
-        (as_of_date - created_at::date) as tenure_days,
+        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,
         orders_count,
         orders_last_30_days,
         gross_sales_cents,
         median_hours_to_ship,
-        round(coalesce(refunded_orders::numeric / nullif(orders_count, 0), 0), 4) as refund_rate,
+        round(coalesce(cast(refunded_orders as numeric) / nullif(orders_count, 0), 0), 4) as refund_rate,
         reviews_count,
         average_rating
     from history

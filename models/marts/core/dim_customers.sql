@@ -57,10 +57,10 @@ final as (
         customers.country_code,
         customers.has_marketing_opt_in,
         customers.created_at as signed_up_at,
-        date_trunc('month', customers.created_at)::date as signup_month,
+        cast(date_trunc('month', customers.created_at) as date) as signup_month,
         order_summary.first_order_at,
         order_summary.last_order_at,
-        date_trunc('month', order_summary.first_order_at)::date as cohort_month,
+        cast(date_trunc('month', order_summary.first_order_at) as date) as cohort_month,
         coalesce(order_summary.lifetime_orders, 0) as lifetime_orders,
         coalesce(order_summary.lifetime_value_cents, 0) as lifetime_value_cents
     from customers

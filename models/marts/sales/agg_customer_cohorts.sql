@@ -1,7 +1,7 @@
 {#- A customer's cohort is the month of their first order; a changed customer may have moved
     between cohorts, so every month they ordered in is rebuilt. -#}
 {%- set changed -%}
-    select distinct date_trunc('month', placed_at)::date from {{ raw_table('orders') }}
+    select distinct cast(date_trunc('month', placed_at) as date) from {{ raw_table('orders') }}
     where {{ in_change_set('customer_id', changed_keys('customers') ~ ' union ' ~ changed_keys('orders', 'customer_id')) }}
 {%- endset -%}
 {#- unique_key is the partition rebuilt: every row of a cohort a changed customer was or is in -#}
@@ -33,7 +33,7 @@ orders as (
 
     select
         customer_id,
-        date_trunc('month', placed_at)::date as order_month
+        cast(date_trunc('month', placed_at) as date) as order_month
     from {{ ref('fct_orders') }}
     where not is_cancelled
 
@@ -44,10 +44,11 @@ activity as (
     select distinct
         customers.cohort_month,
         customers.customer_id,
-        (
+        cast(
             (extract(year from orders.order_month) - extract(year from customers.cohort_month)) * 12
             + extract(month from orders.order_month) - extract(month from customers.cohort_month)
-        )::integer as months_since_first_order
+            as integer
+        ) as months_since_first_order
     from customers
     inner join orders on customers.customer_id = orders.customer_id
 
@@ -70,7 +71,7 @@ final as (
         activity.months_since_first_order,
         cohort_sizes.cohort_customers,
         count(*) as active_customers,
-        round(count(*)::numeric / cohort_sizes.cohort_customers, 4) as retention_rate
+        round(cast(count(*) as numeric) / cohort_sizes.cohort_customers, 4) as retention_rate
     from activity
     inner join cohort_sizes on activity.cohort_month = cohort_sizes.cohort_month
     group by activity.cohort_month, activity.months_since_first_order, cohort_sizes.cohort_customers

@@ -1,5 +1,5 @@
 {%- set changed -%}
-    select distinct placed_at::date from {{ raw_table('orders') }} where {{ changed_since_last_build('orders') }}
+    select distinct cast(placed_at as date) from {{ raw_table('orders') }} where {{ changed_since_last_build('orders') }}
 {%- endset -%}
 {#- unique_key is the partition rebuilt: every row of a day on which an order changed -#}
 {{

@@ -17,7 +17,7 @@ daily as (
 
     select * from {{ ref('agg_daily_sales') }}
     {% if is_incremental() %}
-        where {{ in_change_set("date_trunc('month', sale_date)::date", changed) }}
+        where {{ in_change_set("cast(date_trunc('month', sale_date) as date)", changed) }}
     {% endif %}
 
 ),
@@ -25,7 +25,7 @@ daily as (
 final as (
 
     select
-        date_trunc('month', sale_date)::date as sale_month,
+        cast(date_trunc('month', sale_date) as date) as sale_month,
         currency_code,
         sum(orders_count) as orders_count,
         sum(items_sold) as items_sold,

@@ -84,7 +84,7 @@ ratings as (
     select
         vendor_id,
         count(*) as reviews_count,
-        avg(rating)::numeric(4, 2) as average_rating
+        cast(avg(rating) as numeric(4, 2)) as average_rating
     from reviews
     group by vendor_id
 
@@ -99,8 +99,8 @@ final as (
         vendors.country_code,
         coalesce(sales.orders_count, 0) as orders_count,
         coalesce(revenue.gross_sales_cents, 0) as gross_sales_cents,
-        round(coalesce(sales.cancelled_orders::numeric / nullif(sales.orders_count, 0), 0), 4) as cancellation_rate,
-        round(coalesce(sales.refunded_orders::numeric / nullif(sales.orders_count, 0), 0), 4) as refund_rate,
+        round(coalesce(cast(sales.cancelled_orders as numeric) / nullif(sales.orders_count, 0), 0), 4) as cancellation_rate,
+        round(coalesce(cast(sales.refunded_orders as numeric) / nullif(sales.orders_count, 0), 0), 4) as refund_rate,
         sales.median_hours_to_ship,
         coalesce(ratings.reviews_count, 0) as reviews_count,
         ratings.average_rating

@@ -68,7 +68,7 @@ final as (
         order_items.unit_price_cents,
         order_items.line_total_cents,
         orders.placed_at,
-        orders.placed_at::date as placed_date,
+        cast(orders.placed_at as date) as placed_date,
         order_items.updated_at as source_updated_at
     from order_items
     inner join orders on order_items.order_id = orders.order_id

@@ -108,14 +108,14 @@ final as (
         coalesce(item_totals.items_count, 0) as items_count,
         coalesce(item_totals.vendors_count, 0) as vendors_count,
         orders.placed_at,
-        orders.placed_at::date as placed_date,
+        cast(orders.placed_at as date) as placed_date,
         payment_totals.paid_at,
         shipments.shipped_at,
         shipments.delivered_at,
         refund_totals.refunded_at,
         orders.order_status = 'cancelled' as is_cancelled,
         refund_totals.order_id is not null as is_refunded,
-        extract(epoch from shipments.shipped_at - orders.placed_at) / 3600.0 as hours_to_ship,
+        {{ hours_between('orders.placed_at', 'shipments.shipped_at') }} as hours_to_ship,
         orders.updated_at as source_updated_at
     from orders
     left join item_totals on orders.order_id = item_totals.order_id

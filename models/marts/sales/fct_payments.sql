@@ -31,7 +31,7 @@ final as (
         amount_cents,
         currency_code,
         paid_at,
-        paid_at::date as paid_date
+        cast(paid_at as date) as paid_date
     from payments
 
 )

@@ -46,7 +46,7 @@ final as (
         refunds.amount_cents,
         orders.currency_code,
         refunds.refunded_at,
-        refunds.refunded_at::date as refunded_date
+        cast(refunds.refunded_at as date) as refunded_date
     from refunds
     inner join orders on refunds.order_id = orders.order_id
 

@@ -31,7 +31,7 @@ final as (
         rating,
         review_body is not null as has_text,
         reviewed_at,
-        reviewed_at::date as reviewed_date
+        cast(reviewed_at as date) as reviewed_date
     from reviews
 
 )

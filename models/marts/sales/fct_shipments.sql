@@ -29,7 +29,7 @@ final as (
         shipment_status,
         shipped_at,
         delivered_at,
-        extract(epoch from delivered_at - shipped_at) / 3600.0 as hours_in_transit
+        {{ hours_between('shipped_at', 'delivered_at') }} as hours_in_transit
     from shipments
 
 )
