@@ -7,12 +7,15 @@ sum plus what sits in quarantine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import psycopg
-from psycopg import sql
 
+from haven.warehouse import spark
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import Endpoints
 from ingestion.app.settings import DELETED_AT, TABLES
@@ -54,91 +57,99 @@ class Reconciliation:
         return self.row_difference == 0 and not self.amount_difference
 
 
-def _scalar(conn: psycopg.Connection, query: sql.Composable) -> object:
-    row = conn.execute(query).fetchone()
-    return row[0] if row else None
+Scalar = Callable[[str], object]
+"""Runs one query and returns the first column of its first row."""
 
 
-def reconcile_endpoints(endpoints: Endpoints, source_schema: str) -> list[Reconciliation]:
-    """``reconcile`` over fresh connections to the source (read-only role) and the warehouse."""
-    with (
-        connect(endpoints.source_url, purpose="source database") as source,
-        connect(endpoints.warehouse_url, purpose="warehouse") as warehouse,
-    ):
-        return reconcile(source, warehouse, source_schema)
+def _postgres_scalar(conn: psycopg.Connection) -> Scalar:
+    def scalar(query: str) -> object:
+        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+    return scalar
+
+
+def _spark_scalar(conn: Any) -> Scalar:
+    cursor = conn.cursor()
+
+    def scalar(query: str) -> object:
+        cursor.execute(query)
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    return scalar
+
+
+JSON_NUMBER = {
+    "postgres": "(row_data ->> '{key}')::numeric",
+    "spark": "cast(get_json_object(row_data, '$.{key}') as decimal(38, 0))",
+}
+"""A number inside the quarantined row's JSON, per engine."""
+
+
+def reconcile_endpoints(
+    endpoints: Endpoints, source_schema: str, spark_endpoint: spark.SparkEndpoint | None = None
+) -> list[Reconciliation]:
+    """``reconcile`` over fresh connections to the source (read-only role) and the warehouse
+    that was built: PostgreSQL's, or with ``spark_endpoint`` the Spark cluster's tables."""
+    with connect(endpoints.source_url, purpose="source database") as source:
+        if spark_endpoint is not None:
+            with closing(spark.connect(spark_endpoint)) as lake:
+                return reconcile(
+                    _postgres_scalar(source), _spark_scalar(lake), source_schema, "spark"
+                )
+        with connect(endpoints.warehouse_url, purpose="warehouse") as warehouse:
+            return reconcile(
+                _postgres_scalar(source), _postgres_scalar(warehouse), source_schema, "postgres"
+            )
 
 
 def reconcile(
-    source: psycopg.Connection, warehouse: psycopg.Connection, source_schema: str
+    source: Scalar, warehouse: Scalar, source_schema: str, engine: str = "postgres"
 ) -> list[Reconciliation]:
-    """Compare counts (and amounts) for every application table."""
+    """Compare counts (and amounts) for every application table. The names are the project's
+    own (TABLES, MONEY), never user input, so the queries are plain text for either engine."""
     results = []
     for spec in TABLES:
-        table = sql.Identifier(spec.name)
-        live = (
-            sql.SQL(" where {} is null").format(sql.Identifier(DELETED_AT))
-            if spec.mutable
-            else sql.SQL("")
-        )
-        source_rows = int(
-            _scalar(
-                source,
-                sql.SQL("select count(*) from {}.{}").format(sql.Identifier(source_schema), table),
-            )
-        )  # type: ignore[arg-type]
-        raw_rows = int(
-            _scalar(warehouse, sql.SQL("select count(*) from raw_app.{}{}").format(table, live))
-        )  # type: ignore[arg-type]
-        staged_rows = int(
-            _scalar(
-                warehouse,
-                sql.SQL("select count(*) from staging.{}").format(
-                    sql.Identifier(f"stg_app__{spec.name}")
-                ),
-            )
-        )  # type: ignore[arg-type]
-        quarantined = warehouse.execute(
-            "select count(*) from quarantine.quarantined_rows where source_table = %s", (spec.name,)
-        ).fetchone()
-        money = MONEY.get(spec.name)
+        live = f" where {DELETED_AT} is null" if spec.mutable else ""
         amounts: dict[str, object] = {}
+        money = MONEY.get(spec.name)
         if money:
             source_column, mart, mart_column = money
+            in_json = JSON_NUMBER[engine].format(key=mart_column)
             amounts = {
                 "money_column": source_column,
                 "source_amount": Decimal(
-                    _scalar(
-                        source,
-                        sql.SQL("select coalesce(sum({}), 0) from {}.{}").format(
-                            sql.Identifier(source_column), sql.Identifier(source_schema), table
-                        ),
-                    )  # type: ignore[arg-type]
+                    str(
+                        source(
+                            f"select coalesce(sum({source_column}), 0) from {source_schema}.{spec.name}"
+                        )
+                    )
                 ),
                 "mart_amount": Decimal(
-                    _scalar(
-                        warehouse,
-                        sql.SQL("select coalesce(sum({}), 0) from {}").format(
-                            sql.Identifier(mart_column), sql.SQL(mart)
-                        ),
-                    )
-                ),  # type: ignore[arg-type]
+                    str(warehouse(f"select coalesce(sum({mart_column}), 0) from {mart}"))
+                ),
                 "quarantined_amount": Decimal(
-                    _scalar(
-                        warehouse,
-                        sql.SQL(
-                            "select coalesce(sum((row_data ->> {})::numeric), 0) from quarantine.quarantined_rows"
-                            " where source_table = {}"
-                        ).format(sql.Literal(mart_column), sql.Literal(spec.name)),
-                    )  # type: ignore[arg-type]
+                    str(
+                        warehouse(
+                            f"select coalesce(sum({in_json}), 0) from quarantine.quarantined_rows"
+                            f" where source_table = '{spec.name}'"
+                        )
+                    )
                 ),
             }
         results.append(
             Reconciliation(
                 spec.name,
-                source_rows,
-                raw_rows,
-                staged_rows,
-                int(quarantined[0]) if quarantined else 0,
+                int(source(f"select count(*) from {source_schema}.{spec.name}")),  # type: ignore[call-overload]
+                int(warehouse(f"select count(*) from raw_app.{spec.name}{live}")),  # type: ignore[call-overload]
+                int(warehouse(f"select count(*) from staging.stg_app__{spec.name}")),  # type: ignore[call-overload]
+                int(
+                    warehouse(  # type: ignore[call-overload]
+                        "select count(*) from quarantine.quarantined_rows"
+                        f" where source_table = '{spec.name}'"
+                    )
+                ),
                 **amounts,  # type: ignore[arg-type]
             )
         )

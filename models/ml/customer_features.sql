@@ -190,8 +190,8 @@ final as (
     select
         customer_id,
         as_of_date,
-        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,
-        {{ dbt.datediff('last_order_at', 'as_of_date', 'day') }} as recency_days,
+        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,  -- noqa: LT05
+        {{ dbt.datediff('last_order_at', 'as_of_date', 'day') }} as recency_days,  -- noqa: LT05
         orders_count as frequency,
         orders_last_90_days,
         monetary_value_cents,

@@ -163,7 +163,7 @@ final as (
     select
         vendor_id,
         as_of_date,
-        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,
+        {{ dbt.datediff('created_at', 'as_of_date', 'day') }} as tenure_days,  -- noqa: LT05
         orders_count,
         orders_last_30_days,
         gross_sales_cents,

@@ -99,8 +99,12 @@ final as (
         vendors.country_code,
         coalesce(sales.orders_count, 0) as orders_count,
         coalesce(revenue.gross_sales_cents, 0) as gross_sales_cents,
-        round(coalesce(cast(sales.cancelled_orders as numeric) / nullif(sales.orders_count, 0), 0), 4) as cancellation_rate,
-        round(coalesce(cast(sales.refunded_orders as numeric) / nullif(sales.orders_count, 0), 0), 4) as refund_rate,
+        round(
+            coalesce(cast(sales.cancelled_orders as numeric) / nullif(sales.orders_count, 0), 0), 4
+        ) as cancellation_rate,
+        round(
+            coalesce(cast(sales.refunded_orders as numeric) / nullif(sales.orders_count, 0), 0), 4
+        ) as refund_rate,
         sales.median_hours_to_ship,
         coalesce(ratings.reviews_count, 0) as reviews_count,
         ratings.average_rating
