@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from haven.settings import PROJECT_DIR, Settings, get_settings
+from haven.settings import PROJECT_DIR, Engine, Settings, get_settings
 
 # Prefect keeps its database and settings under .haven/prefect unless told otherwise.
 os.environ.setdefault("PREFECT_HOME", str(get_settings().prefect_dir))
@@ -40,6 +40,7 @@ from haven.ops.lock import exclusive_run  # noqa: E402
 from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
 from haven.transform.changes import build_if_changed  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
+    SPARK_SELECTION,
     DbtOutcome,
     build_variables,
     dbt_args,
@@ -47,7 +48,9 @@ from haven.transform.dbt import (  # noqa: E402
     read_run_results,
     read_source_freshness,
     run_dbt,
+    spark_environment,
 )
+from haven.warehouse import spark  # noqa: E402
 from haven.warehouse.connection import connect  # noqa: E402
 from haven.warehouse.endpoints import (  # noqa: E402
     TRANSFORMER,
@@ -83,6 +86,9 @@ TRANSIENT_MARKERS = (
     "before or while processing the request",
     "unexpected postmaster exit",
     "timeout expired",
+    # Spark: the Thrift server's connection, or every executor of a stage, lost
+    "ttransportexception",
+    "executorlostfailure",
 )
 
 
@@ -158,27 +164,48 @@ def _check_dbt(outcome: DbtOutcome, step: str) -> None:
 
 
 @task(name="ingest", timeout_seconds=3600, **RETRY)
-def ingest_step(settings: Settings, endpoints: Endpoints, full_refresh: bool) -> IngestReport:
+def ingest_step(
+    settings: Settings, endpoints: Endpoints, full_refresh: bool, engine: Engine
+) -> IngestReport:
+    """Into PostgreSQL's raw; for Spark also what changed appended to the lake."""
     with _measured("ingest"):
         report = ingest(settings, endpoints, full_refresh=full_refresh)
         if report.failed:
             details = "; ".join(f"{row.table}: {row.problem}" for row in report.failed)
             raise DataTestFailure(f"schema contract violated, not loaded: {details}")
+        if engine is Engine.spark:
+            from ingestion import lake  # dlt's filesystem destination: only for Spark
+
+            landed = lake.export(settings, endpoints, spark.up(settings))
+            print(f"{sum(landed.rows.values()):,} raw version(s) appended to the Spark lake")
         return report
 
 
 @task(name="build", timeout_seconds=3600, **RETRY)
 def build_step(
-    settings: Settings, endpoints: Endpoints, full_refresh: bool, variables: dict[str, object]
+    settings: Settings,
+    endpoints: Endpoints,
+    full_refresh: bool,
+    variables: dict[str, object],
+    engine: Engine,
 ) -> list[Any]:
     """One ``dbt build`` for the whole project: dbt parses once and runs seeds, staging,
     snapshots, marts, features and every test in DAG order, so staging is built once and the
     snapshots still read it before the marts read them. Skipped, and said so, when no raw row
-    changed since the last complete build of the same project (haven.transform.changes)."""
+    changed since the last complete build of the same project (haven.transform.changes). On
+    Spark the project builds from the lake (every time: the skip reads PostgreSQL's marks)."""
     with _measured("build"):
-        outcome = build_if_changed(
-            settings, endpoints, full_refresh=full_refresh, variables=variables
-        )
+        if engine is Engine.spark:
+            outcome: DbtOutcome | None = run_dbt(
+                dbt_args(
+                    "build", full_refresh=full_refresh, variables=variables, **SPARK_SELECTION
+                ),
+                spark_environment(settings, endpoints),
+            )
+        else:
+            outcome = build_if_changed(
+                settings, endpoints, full_refresh=full_refresh, variables=variables
+            )
         if outcome is None:
             print("nothing changed since the last build: dbt build skipped")
             return []
@@ -206,9 +233,13 @@ def freshness_step(
 
 
 @task(name="reconcile", timeout_seconds=900, **RETRY)
-def reconcile_step(settings: Settings, endpoints: Endpoints) -> list[Reconciliation]:
+def reconcile_step(
+    settings: Settings, endpoints: Endpoints, engine: Engine
+) -> list[Reconciliation]:
+    """The source against the warehouse that was built (PostgreSQL's, or Spark's tables)."""
     with _measured("reconcile"):
-        return reconcile_endpoints(endpoints, settings.source_schema)
+        built = spark.up(settings) if engine is Engine.spark else None
+        return reconcile_endpoints(endpoints, settings.source_schema, built)
 
 
 @task(name="record", timeout_seconds=300, **RETRY)
@@ -245,10 +276,13 @@ def elt(
     docs: bool = False,
     full_tests: bool = False,
     endpoints: Endpoints | None = None,
+    engine: Engine = Engine.postgres,
 ) -> RunSummary:
     """The whole pipeline, once. An incremental run tests the rows it changed; ``full_tests``
     (nightly) or ``full_refresh`` test everything. ``docs`` also regenerates the dbt docs site.
-    ``endpoints`` defaults to ``up()``'s; the fault benchmark passes URLs through its proxies."""
+    ``endpoints`` defaults to ``up()``'s; the fault benchmark passes URLs through its proxies.
+    ``engine`` spark builds on the Spark cluster from the lake; the run's record, its freshness
+    (of the raw data both engines read) and the report stay in PostgreSQL, the control plane."""
     settings = get_settings()
     endpoints = endpoints or up(settings)
     logger = get_run_logger()
@@ -256,6 +290,7 @@ def elt(
         started_at=datetime.now(UTC),
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         deployment=deployment.name,
+        engine=str(engine),
     )
     _attempts.clear()
     _body_seconds.clear()
@@ -288,15 +323,19 @@ def elt(
         for kept in history.record_kept_runs(settings, endpoints):
             logger.info("recorded run %s (the warehouse was down when it ended)", kept.run_id)
         try:
-            run.ingest = step("ingest", lambda: ingest_step(settings, endpoints, full_refresh))
+            run.ingest = step(
+                "ingest", lambda: ingest_step(settings, endpoints, full_refresh, engine)
+            )
             variables = build_variables(full_refresh=full_refresh, full_tests=full_tests)
             run.dbt_results["build"] = step(
-                "build", lambda: build_step(settings, endpoints, full_refresh, variables)
+                "build", lambda: build_step(settings, endpoints, full_refresh, variables, engine)
             )
             run.freshness = step(
                 "freshness", lambda: freshness_step(settings, endpoints, variables)
             )
-            run.reconciliation = step("reconcile", lambda: reconcile_step(settings, endpoints))
+            run.reconciliation = step(
+                "reconcile", lambda: reconcile_step(settings, endpoints, engine)
+            )
             if docs:
                 step("docs", lambda: docs_step(settings, endpoints))
             run.status = "completed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from haven.errors import HavenError
-from haven.settings import get_settings, setting_problem
+from haven.settings import Engine, Settings, get_settings, setting_problem
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import redact
@@ -39,13 +38,6 @@ app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
 
-class Engine(StrEnum):
-    """Where the dbt project builds: the PostgreSQL warehouse, or a Spark cluster."""
-
-    postgres = "postgres"
-    spark = "spark"
-
-
 @app.command()
 def up(
     as_json: Annotated[
@@ -66,10 +58,8 @@ def up(
     from haven.warehouse import spark
 
     settings = get_settings()
-    if engine is Engine.spark:  # before anything starts: one sentence, nothing half-started
-        spark.check_workers(workers if workers is not None else settings.spark_workers)
-        spark.check_port(settings)
-        spark.java_home()
+    if engine is Engine.spark:
+        spark.check_can_start(settings, workers)
     endpoints = warehouse.up(settings)
     prefect = api_url(settings)
     cluster = spark.up(settings, workers) if engine is Engine.spark else None
@@ -200,12 +190,9 @@ def ingest(
     if engine is Engine.spark:
         from haven.warehouse import spark
 
-        spark.java_home()
+        spark.check_can_start(settings)
         if full_refresh:
-            raise HavenError(
-                "--full-refresh with --engine spark is not supported yet; run `haven down`,"
-                f" remove {settings.spark_dir} and ingest again to rebuild the lake."
-            )
+            raise _lake_full_refresh(settings)
     endpoints = warehouse.up(settings)
     with console.status("ingesting") as status:
         report = run_ingest(
@@ -284,19 +271,26 @@ def build(
     ] = Engine.postgres,
 ) -> None:
     """Run `dbt build` (seeds, models, snapshots, tests) as the transformer role and summarise it."""
-    from haven.transform.dbt import build_variables, dbt_args, dbt_environment, run_dbt
+    from haven.transform.dbt import (
+        SPARK_SELECTION,
+        build_variables,
+        dbt_args,
+        dbt_environment,
+        run_dbt,
+        spark_environment,
+    )
 
     settings = get_settings()
     if engine is Engine.spark:
         from haven.warehouse import spark
 
-        spark.java_home()
+        spark.check_can_start(settings)
     endpoints = warehouse.up(settings)
-    environment = dbt_environment(settings, endpoints)
-    if engine is Engine.spark:
-        cluster = spark.up(settings)
-        spark.store_pii_key(settings, endpoints, cluster)
-        environment.update(spark.dbt_environment(cluster), DBT_TARGET="spark")
+    environment = (
+        spark_environment(settings, endpoints)
+        if engine is Engine.spark
+        else dbt_environment(settings, endpoints)
+    )
     started = time.perf_counter()
     # dbt prints a line per node as it goes: that is the progress
     outcome = run_dbt(
@@ -305,13 +299,7 @@ def build(
             select=select,
             full_refresh=full_refresh,
             variables=build_variables(full_refresh=full_refresh, full_tests=full_tests),
-            # on Spark: unit tests fail over the Thrift server (dbt-adapters#481), and only the
-            # tests whose every model is selected run (the marts are not ported yet)
-            **(
-                {"exclude": "resource_type:unit_test", "indirect_selection": "cautious"}
-                if engine is Engine.spark
-                else {}
-            ),
+            **(SPARK_SELECTION if engine is Engine.spark else {}),
         ),
         environment,
     )
@@ -375,18 +363,28 @@ def run(
         bool,
         typer.Option(help="Test every row, not only the rows this run changed."),
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="spark: land raw in the lake too and build on the Spark cluster."),
+    ] = Engine.postgres,
 ) -> None:
     """Run the whole pipeline once as the Prefect flow `elt` on the local Prefect server (or
     PREFECT_API_URL's), and say where to look."""
     from flows.server import ui_url, use_prefect_server
 
     settings = get_settings()
+    if engine is Engine.spark:
+        from haven.warehouse import spark
+
+        spark.check_can_start(settings)
+        if full_refresh:
+            raise _lake_full_refresh(settings)
     prefect = use_prefect_server(settings)  # before Prefect is imported
     from flows.elt import elt
 
     started = time.perf_counter()
     try:
-        summary = elt(full_refresh=full_refresh, docs=docs, full_tests=full_tests)
+        summary = elt(full_refresh=full_refresh, docs=docs, full_tests=full_tests, engine=engine)
     except HavenError:
         raise
     except Exception as error:  # noqa: BLE001 - a flow failure the user should read in one line
@@ -401,7 +399,8 @@ def run(
         else "build skipped: nothing changed since the last build"
     )
     console.print(
-        f"elt {record.status} in {elapsed:.1f} s: {record.task_seconds:.1f} s inside tasks, "
+        f"elt {record.status} on {record.engine} in {elapsed:.1f} s: "
+        f"{record.task_seconds:.1f} s inside tasks, "
         f"{elapsed - record.task_seconds:.1f} s orchestration; "
         f"{record.ingest.loaded_rows if record.ingest else 0:,} rows loaded; {tested}"
     )
@@ -421,6 +420,16 @@ def run(
         "docs:    .venv/bin/haven docs   (serves the dbt docs site on localhost)", highlight=False
     )
     endpoints = warehouse.up(settings)
+    if engine is Engine.spark:
+        from haven.warehouse import spark
+
+        built = spark.up(settings)
+        console.print(
+            f"data:    thrift://{built.host}:{built.port} (Spark: schemas analytics, ml);"
+            f" runs in {redact(endpoints.warehouse_url)} (schema ops)",
+            highlight=False,
+        )
+        return
     console.print(
         f"data:    {redact(endpoints.warehouse_url)} (schemas analytics, ml, ops)",
         highlight=False,
@@ -498,6 +507,7 @@ def _status_sections(
             "recent runs",
             [
                 ("started (UTC)", left),
+                ("engine", left),
                 ("status", left),
                 ("secs", right),
                 ("rows", right),
@@ -508,6 +518,7 @@ def _status_sections(
             [
                 [
                     f"{run['started_at']:%m-%d %H:%M}",  # type: ignore[str-format]
+                    str(run["engine"]),
                     str(run["status"]),
                     text(run["wall_seconds"]),
                     text(run["rows_loaded"], "{:,}"),
@@ -766,9 +777,18 @@ def bench_queries(
 @bench_app.command("pipeline")
 def bench_pipeline(
     scale: Annotated[str, typer.Option(help="Comma-separated scale factors, e.g. 1,10.")] = "1,10",
+    engine: Annotated[
+        Engine,
+        typer.Option(help="spark: a full run on PostgreSQL and on Spark clusters of --workers."),
+    ] = Engine.postgres,
+    workers: Annotated[
+        str, typer.Option(help="With --engine spark: comma-separated worker counts, e.g. 1,2.")
+    ] = "1,2",
 ) -> None:
     """A full run, an incremental run after a one-day tick and a run with no change, per scale:
-    each step's wall time, the build's time per layer with the rows written, ratios to full."""
+    each step's wall time, the build's time per layer with the rows written, ratios to full.
+    With --engine spark: the full run on PostgreSQL and on a Spark cluster of each size, with
+    per-stage times, rows/s per core and the speed-up from the smallest cluster."""
     from haven.bench import pipeline as bench
 
     try:
@@ -778,10 +798,39 @@ def bench_pipeline(
     if not scales:
         raise HavenError("--scale needs at least one scale factor, for example --scale 1,10.")
     settings = get_settings()
+    if engine is Engine.spark:
+        _bench_scaling(settings, scales, workers)
+        return
     with console.status("benchmarking the pipeline") as status:
         result = bench.run(settings, scales, progress=lambda step: status.update(step))
     machine = _machine()
     json_path, markdown_path = bench.write_report(result, settings.home / "bench", machine)
+    console.print(markdown_path.read_text(), highlight=False, soft_wrap=True)
+    console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
+
+
+def _bench_scaling(settings: Settings, scales: list[float], workers: str) -> None:
+    from haven.bench import scaling
+    from haven.warehouse import spark
+
+    try:
+        sizes = [int(part) for part in workers.split(",") if part.strip()]
+    except ValueError:
+        raise HavenError(
+            f"--workers must be whole numbers separated by commas, got {workers!r}."
+        ) from None
+    if not sizes:
+        raise HavenError("--workers needs at least one worker count, for example --workers 1,2.")
+    for size in sizes:
+        spark.check_workers(size)
+    spark.java_home()
+    results = []
+    with console.status("benchmarking PostgreSQL and Spark") as status:
+        for scale in scales:
+            results.append(
+                scaling.run(settings, scale, sizes, progress=lambda step: status.update(step))
+            )
+    json_path, markdown_path = scaling.write_report(results, settings.home / "bench", _machine())
     console.print(markdown_path.read_text(), highlight=False, soft_wrap=True)
     console.print(f"reports: {json_path} {markdown_path}", highlight=False, soft_wrap=True)
 
@@ -852,6 +901,13 @@ def _machine() -> str:
     import psutil
 
     return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+
+
+def _lake_full_refresh(settings: Settings) -> HavenError:
+    return HavenError(
+        "--full-refresh with --engine spark is not supported yet; run `haven down`,"
+        f" remove {settings.spark_dir} and ingest again to rebuild the lake."
+    )
 
 
 def _check_port_free(port: int, *, option: str) -> None:

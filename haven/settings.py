@@ -5,6 +5,7 @@ No other module reads ``os.environ``; they take a ``Settings`` (or values from i
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 """The repository root: the dbt project, with ``ingestion/``, ``flows/`` and ``.dlt/`` beside it."""
+
+
+class Engine(StrEnum):
+    """Where the dbt project builds: the PostgreSQL warehouse, or a Spark cluster."""
+
+    postgres = "postgres"
+    spark = "spark"
 
 
 class Settings(BaseSettings):

@@ -41,6 +41,8 @@ class RunRecord:
     run_id: uuid.UUID = field(default_factory=uuid.uuid4)
     flow_run_id: str | None = None
     deployment: str | None = None
+    engine: str = "postgres"
+    """Where the dbt project built: postgres or spark."""
     finished_at: datetime | None = None
     status: str = "running"
     error: str | None = None
@@ -83,15 +85,16 @@ def record(conn: psycopg.Connection, run: RunRecord) -> None:
     cost = run.cost
     with conn.transaction():
         conn.execute(
-            "insert into ops.runs (run_id, flow_run_id, deployment, started_at, finished_at, status, error,"
+            "insert into ops.runs (run_id, flow_run_id, deployment, engine, started_at, finished_at, status, error,"
             " wall_seconds, task_seconds, rows_extracted, rows_loaded, models_built, tests_passed, tests_failed,"
             " tests_warned, cpu_seconds, bytes_moved, warehouse_bytes, cost_usd, monthly_estimate_usd,"
-            " monthly_budget_usd) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s, %s)",
+            " monthly_budget_usd) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s)",
             (
                 run.run_id,
                 run.flow_run_id,
                 run.deployment,
+                run.engine,
                 run.started_at,
                 run.finished_at,
                 run.status,

@@ -417,7 +417,7 @@ def panels(
     """The dashboard's panels, the runs they were drawn from (oldest first) and those runs' tasks."""
     runs = _query(
         conn,
-        "select run_id, started_at, status, error, wall_seconds, tests_passed, tests_failed,"
+        "select run_id, started_at, engine, status, error, wall_seconds, tests_passed, tests_failed,"
         " tests_warned, cost_usd, monthly_estimate_usd, rows_loaded from ops.runs"
         " order by started_at desc limit %s",
         (RUNS_SHOWN,),
@@ -502,14 +502,14 @@ def _runs_table(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> str:
         cells = "".join(f"<td>{seconds[row['run_id']].get(name, '')}</td>" for name in columns)
         error = html.escape(row["error"] or "")
         lines.append(
-            f"<tr><td>{row['started_at']:%Y-%m-%d %H:%M}</td>"
+            f"<tr><td>{row['started_at']:%Y-%m-%d %H:%M}</td><td>{html.escape(row['engine'])}</td>"
             f"<td class='{html.escape(row['status'])}' title='{error}'>{html.escape(row['status'])}</td>"
             f"<td>{(row['wall_seconds'] or 0):.1f}</td>{cells}"
             f"<td>{row['tests_passed'] or 0}</td><td>{row['tests_failed'] or 0}</td>"
             f"<td>{(row['cost_usd'] or 0):.4f}</td></tr>"
         )
     return (
-        "<div class='scroll'><table><thead><tr><th>started (UTC)</th><th>status</th><th>total s</th>"
+        "<div class='scroll'><table><thead><tr><th>started (UTC)</th><th>engine</th><th>status</th><th>total s</th>"
         f"{header}<th>tests ok</th><th>failed</th><th>cost $</th></tr></thead><tbody>"
         f"{''.join(lines)}</tbody></table></div>"
     )
@@ -524,7 +524,8 @@ def render(conn: psycopg.Connection, *, budget_usd: float) -> str:
         monthly = latest["monthly_estimate_usd"] or 0.0
         summary = (
             f"Latest run {latest['started_at']:%Y-%m-%d %H:%M} UTC: <b class='{html.escape(latest['status'])}'>"
-            f"{html.escape(latest['status'])}</b> in {(latest['wall_seconds'] or 0):.1f} s,"
+            f"{html.escape(latest['status'])}</b> on {html.escape(latest['engine'])} in"
+            f" {(latest['wall_seconds'] or 0):.1f} s,"
             f" {latest['tests_passed'] or 0} tests passed, {latest['tests_failed'] or 0} failed;"
             f" monthly estimate ${monthly:,.2f} against a ${budget_usd:,.2f} budget."
         )

@@ -83,6 +83,8 @@ create table if not exists ops.reconciliation (
 
 -- Added later; a warehouse recorded by an older version gains them here.
 alter table ops.dbt_results add column if not exists model text;
+-- where the run's dbt project built: postgres, or spark (haven run --engine spark)
+alter table ops.runs add column if not exists engine text not null default 'postgres';
 alter table ops.source_freshness add column if not exists warn_after_seconds double precision;
 alter table ops.source_freshness add column if not exists error_after_seconds double precision;
 

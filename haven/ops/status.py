@@ -15,7 +15,7 @@ def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
     ensure_schema(conn)
     with conn.cursor(row_factory=dict_row) as cursor:
         recent = cursor.execute(
-            "select run_id::text, started_at, status, round(wall_seconds::numeric, 1) as wall_seconds,"
+            "select run_id::text, started_at, engine, status, round(wall_seconds::numeric, 1) as wall_seconds,"
             " rows_loaded, tests_passed, tests_failed, round(cost_usd::numeric, 5) as cost_usd,"
             " round(monthly_estimate_usd::numeric, 2) as monthly_estimate_usd, error"
             " from ops.runs order by started_at desc limit %s",

@@ -39,6 +39,25 @@ def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
     }
 
 
+SPARK_SELECTION = {"exclude": "resource_type:unit_test", "indirect_selection": "cautious"}
+"""What a build on Spark leaves out: unit tests, which fail over the Thrift server
+(dbt-adapters#481); and with --select, a test runs only when every model it reads is selected."""
+
+
+def spark_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
+    """``dbt_environment`` for the ``spark`` target: the Spark cluster started or reused (the
+    configured one with HAVEN_SPARK_HOST) and the masking key stored in it."""
+    from haven.warehouse import spark
+
+    endpoint = spark.up(settings)
+    spark.store_pii_key(settings, endpoints, endpoint)
+    return {
+        **dbt_environment(settings, endpoints),
+        **spark.dbt_environment(endpoint),
+        "DBT_TARGET": "spark",
+    }
+
+
 def dbt_args(
     command: str,
     *,

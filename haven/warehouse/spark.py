@@ -449,6 +449,16 @@ def check_port(settings: Settings) -> None:
         )
 
 
+def check_can_start(settings: Settings, workers: int | None = None) -> None:
+    """Before anything starts (one sentence, nothing half-started): the local cluster's worker
+    count, Thrift port and Java are usable. A configured cluster (HAVEN_SPARK_HOST) needs none."""
+    if settings.spark_host:
+        return
+    check_workers(workers if workers is not None else settings.spark_workers)
+    check_port(settings)
+    java_home()
+
+
 def current(settings: Settings) -> SparkEndpoint | None:
     """The Thrift server to use without starting anything: the configured one, or the local
     cluster when it is running; None otherwise."""

@@ -1,0 +1,280 @@
+"""``haven bench pipeline --engine spark --workers 1,2``: the same full run on PostgreSQL and on
+Spark clusters of each size, in one benchmark, so a reader sees how the Spark build scales.
+
+Per scale: one simulated source; a full run on PostgreSQL (ingest, ``dbt build`` of the whole
+project, reconcile); then for each worker count a fresh local cluster of that many one-core
+workers (its own lake and metastore, so every size does the same work from nothing): start,
+the lake export, the same ``dbt build`` on Spark, reconcile against Spark's tables, and stop.
+Reported per engine and size: each stage's wall time, the build's time per layer, rows built
+per second per core (source rows / build seconds / cores) and the speed-up of every size
+against the smallest, with the peak memory of each Spark process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from haven.bench.ingest import bench_settings
+from haven.bench.pipeline import LAYERS, PassResult, _build_layers
+from haven.errors import HavenError
+from haven.ops.reconcile import reconcile_endpoints
+from haven.settings import Engine, Settings
+from haven.source import simulator
+from haven.transform.changes import build_if_changed
+from haven.transform.dbt import (
+    SPARK_SELECTION,
+    DbtOutcome,
+    build_variables,
+    dbt_args,
+    run_dbt,
+    spark_environment,
+)
+from haven.warehouse import spark
+from haven.warehouse.endpoints import Endpoints, up
+
+STAGES = ("start", "ingest", "lake", "build", "reconcile")
+"""A run's stages: starting the cluster (Spark only), PostgreSQL's ingest (PostgreSQL only: the
+lake is exported from its raw), the lake export (Spark only), the build, the reconciliation."""
+
+
+@dataclass
+class EngineRun:
+    engine: str
+    workers: int
+    """Spark's one-core workers; for PostgreSQL the machine's cores."""
+    result: PassResult
+    memory: dict[str, int] = field(default_factory=dict)
+    """Peak RSS bytes per Spark process during the build."""
+
+    @property
+    def label(self) -> str:
+        return (
+            "PostgreSQL" if self.engine == Engine.postgres else f"Spark, {self.workers} worker(s)"
+        )
+
+
+@dataclass
+class ScalingResult:
+    scale: float
+    source_rows: int
+    runs: list[EngineRun] = field(default_factory=list)
+
+    def rows_per_core_second(self, run: EngineRun) -> float:
+        return self.source_rows / run.result.steps["build"] / run.workers
+
+    def speedup(self, run: EngineRun) -> float | None:
+        """The build's speed-up against the smallest Spark cluster (None for PostgreSQL)."""
+        sparks = [each for each in self.runs if each.engine == Engine.spark]
+        if run.engine != Engine.spark or not sparks:
+            return None
+        smallest = min(sparks, key=lambda each: each.workers)
+        return smallest.result.steps["build"] / run.result.steps["build"]
+
+
+@dataclass
+class ProcessPeaks:
+    """Peak RSS of named processes, each with its child processes (a worker's executors)
+    counted apart, sampled every ``interval`` seconds while ``watching``."""
+
+    pids: dict[str, int]
+    interval: float = 0.2
+    peaks: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            try:
+                process = psutil.Process(pid)
+                own = process.memory_info().rss
+                children = sum(child.memory_info().rss for child in process.children(True))
+            except psutil.Error:
+                continue
+            self.peaks[name] = max(self.peaks.get(name, 0), own)
+            if children:
+                key = f"{name} executor" if name.startswith("worker") else f"{name} children"
+                self.peaks[key] = max(self.peaks.get(key, 0), children)
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self._sample()
+                self._stop.wait(self.interval)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            thread.join()
+
+
+def _check(outcome: DbtOutcome | None, engine: str) -> None:
+    if outcome is not None and not outcome.success:
+        names = ", ".join(node.name for node in outcome.failures[:5])
+        raise HavenError(
+            f"dbt build on {engine} failed during the benchmark: {names or outcome.error}."
+        )
+
+
+def _timed(result: PassResult, stage: str, call: Callable[[], object]) -> object:
+    started = time.perf_counter()
+    outcome = call()
+    result.steps[stage] = time.perf_counter() - started
+    return outcome
+
+
+def _postgres_run(settings: Settings, endpoints: Endpoints) -> EngineRun:
+    from ingestion.pipeline import ingest
+
+    result = PassResult()
+    _timed(result, "ingest", lambda: ingest(settings, endpoints, full_refresh=True))
+    variables = build_variables(full_refresh=True)
+    outcome = _timed(
+        result,
+        "build",
+        lambda: build_if_changed(settings, endpoints, full_refresh=True, variables=variables),
+    )
+    _check(outcome, "PostgreSQL")  # type: ignore[arg-type]
+    _build_layers(result, built=True)
+    _timed(result, "reconcile", lambda: reconcile_endpoints(endpoints, settings.source_schema))
+    return EngineRun(Engine.postgres, os.cpu_count() or 1, result)
+
+
+def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> EngineRun:
+    from ingestion import lake
+
+    directory = settings.home / "bench" / f"spark-w{workers}"
+    cluster_settings = settings.model_copy(
+        update={"spark_dir": directory, "spark_workers": workers, "spark_port": None}
+    )
+    cluster = spark.local_cluster(cluster_settings)
+    cluster.stop()
+    shutil.rmtree(directory, ignore_errors=True)  # the same work from nothing for every size
+    result = PassResult()
+    try:
+        endpoint = _timed(result, "start", lambda: spark.up(cluster_settings))
+        _timed(result, "lake", lambda: lake.export(cluster_settings, endpoints, endpoint))  # type: ignore[arg-type]
+        peaks = ProcessPeaks(cluster.status().pids)
+        environment = spark_environment(cluster_settings, endpoints)
+        arguments = dbt_args(
+            "build", variables=build_variables(full_refresh=True), **SPARK_SELECTION
+        )
+        with peaks.watching():
+            outcome = _timed(result, "build", lambda: run_dbt(arguments, environment))
+        _check(outcome, f"Spark with {workers} worker(s)")  # type: ignore[arg-type]
+        _build_layers(result, built=True)
+        _timed(
+            result,
+            "reconcile",
+            lambda: reconcile_endpoints(endpoints, settings.source_schema, endpoint),  # type: ignore[arg-type]
+        )
+    finally:
+        cluster.stop()
+    return EngineRun(Engine.spark, workers, result, peaks.peaks)
+
+
+def run(
+    settings: Settings,
+    scale: float,
+    workers: list[int],
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ScalingResult:
+    bench = bench_settings(settings, scale, "scaling")
+    endpoints = up(bench)
+    progress(f"SF {scale:g}: preparing the source (generated once, reused afterwards)")
+    state, _ = simulator.init(endpoints, scale=scale, seed=42)
+    result = ScalingResult(scale, sum(state.rows.values()))
+    progress(f"SF {scale:g}: PostgreSQL")
+    result.runs.append(_postgres_run(bench, endpoints))
+    for count in sorted(set(workers)):
+        progress(f"SF {scale:g}: Spark with {count} worker(s)")
+        result.runs.append(_spark_run(bench, endpoints, count))
+    return result
+
+
+def report_lines(result: ScalingResult) -> list[str]:
+    """The Markdown report: stages, layers, throughput and speed-up, memory."""
+    lines = [
+        f"Scale factor {result.scale:g}: {result.source_rows:,} source rows; every run a full",
+        "run from nothing (seconds of wall time per stage; `-` where a stage does not apply).",
+        "",
+        "| engine | cores | " + " | ".join(STAGES) + " | build rows/s per core | build speed-up |",
+        "|---|---:|" + "---:|" * (len(STAGES) + 2),
+    ]
+    for run in result.runs:
+        stages = [
+            f"{run.result.steps[stage]:.1f}" if stage in run.result.steps else "-"
+            for stage in STAGES
+        ]
+        speedup = result.speedup(run)
+        lines.append(
+            f"| {run.label} | {run.workers} | "
+            + " | ".join(stages)
+            + f" | {result.rows_per_core_second(run):,.0f}"
+            + f" | {'-' if speedup is None else f'{speedup:.2f}×'} |"
+        )
+    lines += [
+        "",
+        "Inside the build: seconds of dbt's nodes per layer (two run at a time):",
+        "",
+        "| engine | " + " | ".join(LAYERS) + " |",
+        "|---|" + "---:|" * len(LAYERS),
+    ]
+    for run in result.runs:
+        lines.append(
+            f"| {run.label} | "
+            + " | ".join(f"{run.result.layers.get(layer, 0.0):.1f}" for layer in LAYERS)
+            + " |"
+        )
+    measured = [run for run in result.runs if run.memory]
+    if measured:
+        lines += ["", "Peak memory (RSS) per Spark process during the build, MB:", ""]
+        for run in measured:
+            parts = ", ".join(
+                f"{name} {size / 1e6:,.0f}" for name, size in sorted(run.memory.items())
+            )
+            lines.append(f"- {run.label}: {parts}")
+    return lines
+
+
+def write_report(results: list[ScalingResult], directory: Path, machine: str) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "scaling.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "scales": [
+                    {
+                        **asdict(result),
+                        "rows_per_core_second": [
+                            result.rows_per_core_second(run) for run in result.runs
+                        ],
+                        "build_speedup": [result.speedup(run) for run in result.runs],
+                    }
+                    for result in results
+                ],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    lines = [f"# Scaling benchmark: PostgreSQL and Spark ({machine})", ""]
+    for result in results:
+        lines += [*report_lines(result), ""]
+    markdown_path = directory / "scaling.md"
+    markdown_path.write_text("\n".join(lines))
+    return json_path, markdown_path
