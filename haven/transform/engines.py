@@ -24,6 +24,12 @@ from haven.warehouse.spark import SparkEndpoint, connect
 
 NOT_COMPARED = frozenset({"row_data", "quarantined_at"})
 
+BUILD_TIMES = frozenset({"dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"})
+"""A history's columns that may hold its build's clock: a deletion is recorded at the time of the
+build that noticed it (as dbt's snapshot does), on each engine its own, and the deletion
+record's id is made from that time. Histories with deletions are compared by key, updated_at
+and dbt_is_deleted without these."""
+
 
 def canonical(value: object) -> str | None:
     """One text form for a value from either engine (PyHive hands timestamps, decimals and arrays
@@ -97,16 +103,18 @@ def relation_differences(
     schema: str,
     table: str,
     key: Sequence[str],
+    not_compared: frozenset[str] = NOT_COMPARED,
 ) -> list[str]:
-    """What differs in one relation between the engines, in sentences (empty when equal)."""
+    """What differs in one relation between the engines, in sentences (empty when equal);
+    the columns ``not_compared`` are left out."""
     name = f"{schema}.{table}"
     postgres_columns, postgres_rows = _postgres_rows(postgres_url, schema, table)
     spark_columns, spark_rows = _spark_rows(spark, schema, table)
     problems = []
     only = set(postgres_columns) ^ set(spark_columns)
-    if only - NOT_COMPARED:
-        problems.append(f"{name}: columns on one engine only: {sorted(only - NOT_COMPARED)}")
-    shared = [c for c in postgres_columns if c in spark_columns and c not in NOT_COMPARED]
+    if only - not_compared:
+        problems.append(f"{name}: columns on one engine only: {sorted(only - not_compared)}")
+    shared = [c for c in postgres_columns if c in spark_columns and c not in not_compared]
     postgres = _keyed(postgres_columns, postgres_rows, shared, key)
     spark_keyed = _keyed(spark_columns, spark_rows, shared, key)
     if len(postgres) != len(postgres_rows) or len(spark_keyed) != len(spark_rows):

@@ -64,7 +64,7 @@ def haven_environment(
 
 
 def run_haven(
-    *args: str, env: dict[str, str] | None = None, home: Path | None = None
+    *args: str, env: dict[str, str] | None = None, home: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess, as a user would."""
     return subprocess.run(
@@ -73,7 +73,7 @@ def run_haven(
         text=True,
         env=haven_environment(env, home),
         cwd=PROJECT_DIR,
-        timeout=300,
+        timeout=timeout,
     )
 
 
