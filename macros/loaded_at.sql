@@ -8,6 +8,12 @@
 {%- endmacro %}
 
 {% macro spark__loaded_at(load_id_column) -%}
-    {#- rounded to the microsecond as PostgreSQL's to_timestamp() does (timestamp_seconds cuts) -#}
-    timestamp_micros(cast(round(cast({{ load_id_column }} as double) * 1000000) as bigint))
+    {#- to the microsecond exactly as PostgreSQL's to_timestamp(float8) computes it: seconds
+        since 2000-01-01 (its epoch) times a million, rounded half to even (rint), in double
+        precision; timestamp_seconds() would cut, and rounding the unix microseconds differs in
+        the last digit for some load ids -#}
+    timestamp_micros(
+        cast(rint((cast({{ load_id_column }} as double) - 946684800) * 1000000) as bigint)
+        + 946684800000000
+    )
 {%- endmacro %}

@@ -38,6 +38,9 @@ DRIVER_MEMORY = "1g"
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
 
+WORKER_TIMEOUT_SECONDS = 20
+
+
 def spark_home() -> Path:
     """The Spark distribution inside the ``pyspark`` wheel."""
     import importlib.util
@@ -273,8 +276,12 @@ class SparkCluster:
                 "SPARK_LOG_DIR": str(self.log_dir),
                 "SPARK_WORKER_DIR": str(self.directory / "work"),
                 "SPARK_DAEMON_MEMORY": "256m",
-                # the master forgets a lost worker after 10 s (not 60)
-                "SPARK_MASTER_OPTS": "-Dspark.worker.timeout=10",
+                # the master forgets a lost worker after 20 s (not 60); a worker heartbeats
+                # every quarter of its own timeout, so both must be told (with the master's
+                # alone, workers beat every 15 s and were dropped every 10 s, and their
+                # executors with them)
+                "SPARK_MASTER_OPTS": f"-Dspark.worker.timeout={WORKER_TIMEOUT_SECONDS}",
+                "SPARK_WORKER_OPTS": f"-Dspark.worker.timeout={WORKER_TIMEOUT_SECONDS}",
                 "SPARK_NO_DAEMONIZE": "1",
             }
         )

@@ -38,3 +38,36 @@ def test_pipeline_bench_times_every_step_and_layer(haven_home: Path, tmp_path: P
     assert (
         "| 0.01 |" in text and "after a one-day tick is" in text and "no source change is" in text
     )
+
+
+def test_scaling_report_gives_throughput_per_core_and_speedup(tmp_path: Path) -> None:
+    """The scaling benchmark's arithmetic and report, on measured-looking numbers (the benchmark
+    itself starts Spark clusters of each size: run by hand, its table is in the README)."""
+    from haven.bench import scaling
+    from haven.bench.pipeline import PassResult
+
+    def run(engine: str, workers: int, build: float, memory: dict | None = None):
+        steps = {"ingest": 2.0} if engine == "postgres" else {"start": 30.0, "lake": 9.0}
+        result = PassResult(steps={**steps, "build": build, "reconcile": 1.0})
+        result.layers = {layer: build / 2 for layer in bench.LAYERS}
+        return scaling.EngineRun(engine, workers, result, memory or {})
+
+    result = scaling.ScalingResult(
+        0.1,
+        60_000,
+        [
+            run("postgres", 2, 20.0),
+            run("spark", 1, 120.0, {"thrift": 500_000_000, "worker-1 executor": 260_000_000}),
+            run("spark", 2, 80.0),
+        ],
+    )
+    postgres, one, two = result.runs
+    assert result.rows_per_core_second(postgres) == 60_000 / 20 / 2
+    assert result.rows_per_core_second(two) == 60_000 / 80 / 2
+    assert result.speedup(postgres) is None and result.speedup(one) == 1.0
+    assert result.speedup(two) == 1.5
+    _, markdown = scaling.write_report([result], tmp_path, "test machine")
+    text = markdown.read_text()
+    assert "| Spark, 2 worker(s) | 2 | 30.0 | - | 9.0 | 80.0 | 1.0 | 375 | 1.50× |" in text
+    assert "| PostgreSQL | 2 | - | 2.0 | - | 20.0 | 1.0 | 1,500 | - |" in text
+    assert "Spark, 1 worker(s): thrift 500, worker-1 executor 260" in text

@@ -55,6 +55,17 @@ CASES = [
         "Java 17 or newer is needed",
     ),
     (["up", "--engine", "spark", "--workers", "0"], {}, "--workers must be between 1 and 16"),
+    (
+        ["bench", "pipeline", "--engine", "spark", "--workers", "1,x"],
+        {},
+        "--workers must be whole numbers",
+    ),
+    (
+        ["bench", "pipeline", "--engine", "spark", "--workers", "0,2"],
+        {},
+        "--workers must be between 1 and 16",
+    ),
+    (["run", "--engine", "spark", "--full-refresh"], {}, "not supported yet"),
 ]
 
 
