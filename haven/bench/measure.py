@@ -37,14 +37,18 @@ class PeakMemory:
                 continue
         return total
 
+    def _sample(self) -> None:
+        self.peak = max(self.peak, self._rss())
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
+            self._sample()
             self._stop.wait(self.interval)
 
     @contextmanager
     def watching(self) -> Iterator[None]:
-        self.peak = self._rss()
+        self.peak = 0
+        self._sample()
         self._stop.clear()
         thread = threading.Thread(target=self._run, daemon=True)
         thread.start()
@@ -53,6 +57,29 @@ class PeakMemory:
         finally:
             self._stop.set()
             thread.join()
+
+
+@dataclass
+class ProcessPeaks(PeakMemory):
+    """Peak RSS of named processes that are not this one's children (a Spark cluster's), each
+    with its own child processes (a worker's executors) counted apart."""
+
+    pids: dict[str, int] = field(default_factory=dict)
+    peaks: dict[str, int] = field(default_factory=dict)
+    interval: float = 0.2
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            try:
+                process = psutil.Process(pid)
+                own = process.memory_info().rss
+                children = sum(child.memory_info().rss for child in process.children(True))
+            except psutil.Error:
+                continue
+            self.peaks[name] = max(self.peaks.get(name, 0), own)
+            if children:
+                key = f"{name} executor" if name.startswith("worker") else f"{name} children"
+                self.peaks[key] = max(self.peaks.get(key, 0), children)
 
 
 def measure(step: Callable[[], object]) -> tuple[object, Sample]:

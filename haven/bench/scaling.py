@@ -15,16 +15,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
-
 from haven.bench.ingest import bench_settings
+from haven.bench.measure import ProcessPeaks
 from haven.bench.pipeline import LAYERS, PassResult, _build_layers
 from haven.errors import HavenError
 from haven.ops.reconcile import reconcile_endpoints
@@ -81,45 +78,6 @@ class ScalingResult:
         return smallest.result.steps["build"] / run.result.steps["build"]
 
 
-@dataclass
-class ProcessPeaks:
-    """Peak RSS of named processes, each with its child processes (a worker's executors)
-    counted apart, sampled every ``interval`` seconds while ``watching``."""
-
-    pids: dict[str, int]
-    interval: float = 0.2
-    peaks: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def _sample(self) -> None:
-        for name, pid in self.pids.items():
-            try:
-                process = psutil.Process(pid)
-                own = process.memory_info().rss
-                children = sum(child.memory_info().rss for child in process.children(True))
-            except psutil.Error:
-                continue
-            self.peaks[name] = max(self.peaks.get(name, 0), own)
-            if children:
-                key = f"{name} executor" if name.startswith("worker") else f"{name} children"
-                self.peaks[key] = max(self.peaks.get(key, 0), children)
-
-    @contextmanager
-    def watching(self) -> Iterator[None]:
-        def loop() -> None:
-            while not self._stop.is_set():
-                self._sample()
-                self._stop.wait(self.interval)
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            thread.join()
-
-
 def _check(outcome: DbtOutcome | None, engine: str) -> None:
     if outcome is not None and not outcome.success:
         names = ", ".join(node.name for node in outcome.failures[:5])
@@ -166,7 +124,7 @@ def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> Engine
     try:
         endpoint = _timed(result, "start", lambda: spark.up(cluster_settings))
         _timed(result, "lake", lambda: lake.export(cluster_settings, endpoints, endpoint))  # type: ignore[arg-type]
-        peaks = ProcessPeaks(cluster.status().pids)
+        peaks = ProcessPeaks(pids=cluster.status().pids)
         environment = spark_environment(cluster_settings, endpoints)
         arguments = dbt_args(
             "build", variables=build_variables(full_refresh=True), **SPARK_SELECTION

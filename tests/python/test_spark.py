@@ -301,6 +301,7 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
         ("True", "True"),
     }, "the deleted customer's version is closed and a deletion record is current"
 
+    assert up(spark_home) == thrift, "the lost worker is replaced behind the same Thrift server"
     shown = plain_dbt(
         spark_home, "show", "--inline", "select count(*) as n from {{ ref('fct_orders') }}"
     )
