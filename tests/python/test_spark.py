@@ -303,13 +303,13 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
 
     assert up(spark_home) == thrift, "the lost worker is replaced behind the same Thrift server"
     shown = plain_dbt(
-        spark_home, "show", "--inline", "select count(*) as n from {{ ref('fct_orders') }}"
+        spark_home, "show", "--inline", "select count(*) as n from {{ ref('stg_app__customers') }}"
     )
     assert shown.returncode == 0, shown.stdout[-2000:]
     with psycopg.connect(warehouse_up(Settings(home=spark_home)).warehouse_url) as conn:
-        (orders,) = conn.execute("select count(*) from analytics.fct_orders").fetchone()
+        (customers,) = conn.execute("select count(*) from staging.stg_app__customers").fetchone()
     cells = [line.strip("| ") for line in shown.stdout.splitlines() if line.startswith("|")]
-    assert cells[-1] == str(orders), shown.stdout[-2000:]
+    assert cells[-1] == str(customers), shown.stdout[-2000:]
 
 
 def test_a_killed_worker_is_replaced_and_down_stops_everything(spark_home: Path) -> None:
