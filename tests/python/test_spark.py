@@ -41,7 +41,15 @@ pytestmark = pytest.mark.skipif(
 def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("spark-home")
     yield home
-    run_haven("down", home=home)
+    stopped = run_haven("down", home=home)
+    left = [
+        pid
+        for pid in cluster_state(home)["pids"].values()
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+    for pid in left:  # never leave a cluster running for the tests that follow
+        os.killpg(pid, signal.SIGKILL)
+    assert stopped.returncode == 0 and not left, stopped.stdout + stopped.stderr
 
 
 def cluster_state(home: Path) -> dict:
