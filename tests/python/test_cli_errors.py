@@ -66,6 +66,12 @@ CASES = [
         "--workers must be between 1 and 16",
     ),
     (["run", "--engine", "spark", "--full-refresh"], {}, "not supported yet"),
+    # a configured Spark cluster that is down
+    (
+        ["build", "--engine", "spark"],
+        {"HAVEN_SPARK_HOST": "127.0.0.1", "HAVEN_SPARK_PORT": "1"},
+        "Cannot connect to the Spark Thrift server",
+    ),
 ]
 
 
