@@ -823,6 +823,11 @@ def _bench_scaling(settings: Settings, scales: list[float], workers: str) -> Non
         raise HavenError("--workers needs at least one worker count, for example --workers 1,2.")
     for size in sizes:
         spark.check_workers(size)
+    if settings.spark_host:
+        raise HavenError(
+            "haven bench pipeline --engine spark starts local clusters of each size; unset"
+            " HAVEN_SPARK_HOST to run it (time `haven build --engine spark` on your cluster)."
+        )
     spark.java_home()
     results = []
     with console.status("benchmarking PostgreSQL and Spark") as status:

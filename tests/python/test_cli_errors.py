@@ -66,6 +66,11 @@ CASES = [
         "--workers must be between 1 and 16",
     ),
     (["run", "--engine", "spark", "--full-refresh"], {}, "not supported yet"),
+    (
+        ["bench", "pipeline", "--engine", "spark"],
+        {"HAVEN_SPARK_HOST": "spark.example"},
+        "unset HAVEN_SPARK_HOST",
+    ),
     # a configured Spark cluster that is down
     (
         ["build", "--engine", "spark"],
