@@ -504,15 +504,15 @@ def _status_sections(
     left, right = "left", "right"
     return [
         (
-            "recent runs",
+            # each run's cost is in --json and the report; the monthly estimate is the one to watch
+            "recent runs (times in UTC)",
             [
-                ("started (UTC)", left),
+                ("started", left),
                 ("engine", left),
                 ("status", left),
                 ("secs", right),
                 ("rows", right),
                 ("tests ok/fail", right),
-                ("run $", right),
                 ("month $", right),
             ],
             [
@@ -523,7 +523,6 @@ def _status_sections(
                     text(run["wall_seconds"]),
                     text(run["rows_loaded"], "{:,}"),
                     f"{text(run['tests_passed'])}/{text(run['tests_failed'])}",
-                    text(run["cost_usd"], "{:.4f}"),
                     text(run["monthly_estimate_usd"], "{:.2f}"),
                 ]
                 for run in data["runs"]

@@ -146,6 +146,7 @@ def test_status_json_reports_runs_freshness_and_reconciliation(
     )
     assert text.returncode == 0 and "recent runs" in text.stdout
     assert "tests ok/fail" in text.stdout and "month $" in text.stdout
+    assert "engine" in text.stdout and "postgres" in text.stdout
     assert "…" not in text.stdout, "no column cut at 80 columns"
     assert max(len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
 
