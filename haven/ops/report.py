@@ -78,7 +78,9 @@ def _layout(figure: go.Figure, *, height: int, y_title: str = "", x_title: str =
         template="plotly_white",
         autosize=True,
         height=height,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        # automargin makes room below and left for tick labels, not for half a label that
+        # overhangs the right end of the x axis (a tick near the last run's hour did spill)
+        margin={"l": 10, "r": 36, "t": 10, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "traceorder": "normal"},
         hoverlabel={"namelength": -1},
         font={"family": "system-ui, sans-serif", "size": 12},
