@@ -40,7 +40,6 @@ from haven.ops.lock import exclusive_run  # noqa: E402
 from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
 from haven.transform.changes import build_if_changed  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
-    SPARK_SELECTION,
     DbtOutcome,
     build_variables,
     dbt_args,
@@ -48,7 +47,7 @@ from haven.transform.dbt import (  # noqa: E402
     read_run_results,
     read_source_freshness,
     run_dbt,
-    spark_environment,
+    spark_build,
 )
 from haven.warehouse import spark  # noqa: E402
 from haven.warehouse.connection import connect  # noqa: E402
@@ -196,11 +195,8 @@ def build_step(
     Spark the project builds from the lake (every time: the skip reads PostgreSQL's marks)."""
     with _measured("build"):
         if engine is Engine.spark:
-            outcome: DbtOutcome | None = run_dbt(
-                dbt_args(
-                    "build", full_refresh=full_refresh, variables=variables, **SPARK_SELECTION
-                ),
-                spark_environment(settings, endpoints),
+            outcome: DbtOutcome | None = spark_build(
+                settings, endpoints, variables=variables, full_refresh=full_refresh
             )
         else:
             outcome = build_if_changed(

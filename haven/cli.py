@@ -423,9 +423,10 @@ def run(
     if engine is Engine.spark:
         from haven.warehouse import spark
 
-        built = spark.up(settings)
+        built = spark.current(settings)  # printing where to look starts nothing
+        where = f"thrift://{built.host}:{built.port}" if built else "the Spark cluster"
         console.print(
-            f"data:    thrift://{built.host}:{built.port} (Spark: schemas analytics, ml);"
+            f"data:    {where} (Spark: schemas analytics, ml);"
             f" runs in {redact(endpoints.warehouse_url)} (schema ops)",
             highlight=False,
         )

@@ -28,14 +28,7 @@ from haven.ops.reconcile import reconcile_endpoints
 from haven.settings import Engine, Settings
 from haven.source import simulator
 from haven.transform.changes import build_if_changed
-from haven.transform.dbt import (
-    SPARK_SELECTION,
-    DbtOutcome,
-    build_variables,
-    dbt_args,
-    run_dbt,
-    spark_environment,
-)
+from haven.transform.dbt import DbtOutcome, build_variables, spark_build
 from haven.warehouse import spark
 from haven.warehouse.endpoints import Endpoints, up
 
@@ -125,12 +118,13 @@ def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> Engine
         endpoint = _timed(result, "start", lambda: spark.up(cluster_settings))
         _timed(result, "lake", lambda: lake.export(cluster_settings, endpoints, endpoint))  # type: ignore[arg-type]
         peaks = ProcessPeaks(pids=cluster.status().pids)
-        environment = spark_environment(cluster_settings, endpoints)
-        arguments = dbt_args(
-            "build", variables=build_variables(full_refresh=True), **SPARK_SELECTION
-        )
+        variables = build_variables(full_refresh=True)
         with peaks.watching():
-            outcome = _timed(result, "build", lambda: run_dbt(arguments, environment))
+            outcome = _timed(
+                result,
+                "build",
+                lambda: spark_build(cluster_settings, endpoints, variables=variables),
+            )
         _check(outcome, f"Spark with {workers} worker(s)")  # type: ignore[arg-type]
         _build_layers(result, built=True)
         _timed(

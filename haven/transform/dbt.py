@@ -58,6 +58,20 @@ def spark_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str
     }
 
 
+def spark_build(
+    settings: Settings,
+    endpoints: Endpoints,
+    *,
+    variables: Mapping[str, object],
+    full_refresh: bool = False,
+) -> DbtOutcome:
+    """``dbt build`` of the whole project on Spark (the flow's build, the benchmark's)."""
+    return run_dbt(
+        dbt_args("build", full_refresh=full_refresh, variables=variables, **SPARK_SELECTION),
+        spark_environment(settings, endpoints),
+    )
+
+
 def dbt_args(
     command: str,
     *,
