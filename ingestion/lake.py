@@ -8,6 +8,10 @@ its last load: rows loaded since (by ``_dlt_load_id``) and rows marked deleted s
 ``_haven_deleted_at``). A key can so appear several times in the lake; staging keeps the newest
 version (a deletion mark is newer than the live version it ends). Its watermarks live in dlt's
 state, committed with the files they describe, so a failed load is read again by the next one.
+
+Every version is stamped with the time its load started (``_haven_appended_at``): the lake's own
+change mark, which the Spark build's change sets read (``macros/changes.sql``). Raw's marks say
+when PostgreSQL loaded a row, which can be long before it reaches the lake.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
@@ -30,6 +35,8 @@ from ingestion.app.settings import DELETED_AT, TABLES, TableSpec
 LAKE_SCHEMA = "raw_app"
 LOG_SCHEMA = "raw_app_log"
 """Every version the lake holds; ``raw_app`` has views of the newest version per key."""
+APPENDED_AT = "_haven_appended_at"
+"""When the load that appended a version to the lake started (UTC)."""
 BATCH_ROWS = 200_000
 
 
@@ -50,15 +57,15 @@ def lake_dir(settings: Settings) -> Path:
 def pipeline(settings: Settings) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=f"haven_lake_{settings.warehouse_database}",
-        pipelines_dir=str(settings.dlt_dir / "lake"),
+        pipelines_dir=str(settings.spark_dir / "dlt"),  # the lake's state lives with the lake
         destination=dlt.destinations.filesystem(bucket_url=lake_dir(settings).as_uri()),
         dataset_name=LAKE_SCHEMA,
     )
 
 
-def _changed_versions(url: str, spec: TableSpec) -> Iterator[pa.RecordBatch]:
+def _changed_versions(url: str, spec: TableSpec, appended_at: datetime) -> Iterator[pa.RecordBatch]:
     """The raw rows loaded or marked deleted since this table's watermarks, as Arrow batches
-    (ADBC reads PostgreSQL's binary COPY straight into Arrow)."""
+    (ADBC reads PostgreSQL's binary COPY straight into Arrow), stamped with ``appended_at``."""
     state = dlt.current.resource_state()
     since_load = state.get("load_id", "")
     since_deleted = state.get("deleted_at", "-infinity")
@@ -88,7 +95,10 @@ def _changed_versions(url: str, spec: TableSpec) -> Iterator[pa.RecordBatch]:
         reader = cursor.fetch_record_batch()
         for batch in reader:
             if batch.num_rows:
-                yield _plain_types(batch, decimals)
+                yield _plain_types(batch, decimals).append_column(
+                    pa.field(APPENDED_AT, pa.timestamp("us", tz="UTC")),
+                    pa.array([appended_at] * batch.num_rows, pa.timestamp("us", tz="UTC")),
+                )
     state["load_id"] = through_load or since_load
     if spec.mutable:
         state["deleted_at"] = through_deleted or since_deleted
@@ -110,15 +120,20 @@ def _plain_types(batch: pa.RecordBatch, decimals: dict[str, tuple[int, int]]) ->
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
 
-def source(endpoints: Endpoints, tables: tuple[TableSpec, ...] = TABLES) -> list[object]:
+def source(
+    endpoints: Endpoints,
+    tables: tuple[TableSpec, ...] = TABLES,
+    appended_at: datetime | None = None,
+) -> list[object]:
     url = endpoints.role_url(LOADER)
+    appended_at = appended_at or datetime.now(UTC)
     return [
         dlt.resource(
             _changed_versions,
             name=spec.name,
             write_disposition="append",
             file_format="parquet",
-        )(url, spec)
+        )(url, spec, appended_at)
         for spec in tables
     ]
 
@@ -177,7 +192,9 @@ def register(
                 cursor.execute(f"drop table if exists {LAKE_SCHEMA}.{spec.name}")
             cursor.execute(f"describe {LOG_SCHEMA}.{spec.name}")
             columns = ", ".join(
-                f"`{row[0]}`" for row in cursor.fetchall() if row[0] and not row[0].startswith("#")
+                f"`{row[0]}`"
+                for row in cursor.fetchall()
+                if row[0] and not row[0].startswith("#") and row[0] != APPENDED_AT
             )
             key = ", ".join(spec.primary_key)
             newest = "_dlt_load_id desc" + (

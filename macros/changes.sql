@@ -19,45 +19,90 @@
     raw_table(), and leave the watermark as a placeholder the strategy fills in at run time. -#}
 
 {% macro create_change_watermarks() -%}
-    {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
+    {{ return(adapter.dispatch('create_change_watermarks', 'clutter_haven')()) }}
+{%- endmacro %}
+
+{% macro default__create_change_watermarks() -%}
     create table if not exists ops.change_watermarks (
         model_name text primary key,
         changed_until timestamptz not null
     )
 {%- endmacro %}
 
-
-{% macro watermark_literals() -%}
-    {#- Run time: this model's watermark as two SQL literals, the load id (a number) and the
-        timestamp it stands for; 0 and -infinity before the model's first build. -#}
-    {%- set row = run_query(
-        "select coalesce(extract(epoch from max(changed_until)), 0)::text,"
-        ~ " coalesce(max(changed_until), '-infinity')::text"
-        ~ " from ops.change_watermarks where model_name = '" ~ this.identifier ~ "'"
-    ).rows[0] -%}
-    {{ return([row[0], "'" ~ row[1] ~ "'::timestamptz"]) }}
+{% macro spark__create_change_watermarks() -%}
+    {#- A parquet table cannot update a row: one partition per model, replaced by the post-hook
+        (a static partition overwrite). -#}
+    {%- if execute -%}{% do adapter.execute('create database if not exists ops') %}{%- endif -%}
+    create table if not exists ops.change_watermarks (
+        changed_until timestamp,
+        model_name string
+    )
+    using parquet
+    partitioned by (model_name)
 {%- endmacro %}
 
 
-{% macro changed_since_last_build(table) -%}
-    {#- True for a row of raw_app.<table> written or marked deleted after this model's watermark.
-        Load ids are unix times, compared as numbers: the loader indexes _dlt_load_id::numeric,
-        whose statistics size a change set well (as text, load ids differ only in late digits
-        and PostgreSQL estimates one row, then plans nested loops over thousands). The watermark
-        is a literal, so PostgreSQL estimates the change set from the load-id index (a subquery
-        would be a guess, and a bad guess plans nested loops over thousands of changed rows).
-        Outside an incremental run (parsing, a full build) it is a placeholder. -#}
-    {%- if execute and is_incremental() and target.type == 'postgres' -%}
-        {%- set load_id_after, deleted_after = watermark_literals() -%}
-    {%- else -%}
-        {%- set load_id_after, deleted_after = '__haven_load_id_watermark__', '__haven_deleted_at_watermark__' -%}
+{% macro watermark_literals() -%}
+    {#- Run time: this model's watermark as two SQL literals, the load id (a number) and the
+        timestamp it stands for; 0 and the earliest time before the model's first build. Read
+        once per rendering of the model (a change set names it for every raw table it reads). -#}
+    {%- if model is mapping and model.get('haven_watermark') -%}
+        {{ return(model['haven_watermark']) }}
     {%- endif -%}
+    {%- set row = run_query(adapter.dispatch('watermark_query', 'clutter_haven')()).rows[0] -%}
+    {%- set literals = [row[0], adapter.dispatch('timestamp_literal', 'clutter_haven')(row[1])] -%}
+    {%- if model is mapping -%}{%- do model.update({'haven_watermark': literals}) -%}{%- endif -%}
+    {{ return(literals) }}
+{%- endmacro %}
+
+{% macro default__watermark_query() -%}
+    select coalesce(extract(epoch from max(changed_until)), 0)::text,
+        coalesce(max(changed_until), '-infinity')::text
+    from ops.change_watermarks where model_name = '{{ this.identifier }}'
+{%- endmacro %}
+
+{% macro spark__watermark_query() -%}
+    select cast(coalesce(cast(unix_micros(max(changed_until)) as decimal(20, 0)) / 1000000, 0) as string),
+        cast(coalesce(max(changed_until), timestamp'0001-01-01 00:00:00') as string)
+    from ops.change_watermarks where model_name = '{{ this.identifier }}'
+{%- endmacro %}
+
+{% macro default__timestamp_literal(text) -%}'{{ text }}'::timestamptz{%- endmacro %}
+
+{% macro spark__timestamp_literal(text) -%}timestamp'{{ text }}'{%- endmacro %}
+
+
+{% macro changed_since_last_build(table) -%}
+    {#- True for a row of raw_table(table) that changed after this model's watermark. Outside an
+        incremental run (parsing, a full build) the watermark is a placeholder. -#}
+    {%- if execute and is_incremental() -%}
+        {%- set load_id_after, time_after = watermark_literals() -%}
+    {%- else -%}
+        {%- set load_id_after, time_after = '__haven_watermark_load_id__', '__haven_watermark_time__' -%}
+    {%- endif -%}
+    {{ return(adapter.dispatch('changed_since_last_build', 'clutter_haven')(table, load_id_after, time_after)) }}
+{%- endmacro %}
+
+{% macro default__changed_since_last_build(table, load_id_after, time_after) -%}
+    {#- Loaded or marked deleted after the watermark. Load ids are unix times, compared as
+        numbers: the loader indexes _dlt_load_id::numeric, whose statistics size a change set
+        well (as text, load ids differ only in late digits and PostgreSQL estimates one row,
+        then plans nested loops over thousands). The watermark is a literal, so PostgreSQL
+        estimates the change set from the load-id index (a subquery would be a guess, and a bad
+        guess plans nested loops over thousands of changed rows). -#}
     (
         _dlt_load_id::numeric > {{ load_id_after }}
         {%- if table not in append_only_tables() %}
-        or _haven_deleted_at > {{ deleted_after }}
+        or _haven_deleted_at > {{ time_after }}
         {%- endif %}
     )
+{%- endmacro %}
+
+{% macro spark__changed_since_last_build(table, load_id_after, time_after) -%}
+    {#- Appended to the lake after the watermark: a new version, or a deletion mark, carries the
+        time its lake load started (ingestion/lake.py). Raw's own marks say when PostgreSQL
+        loaded a row, which may be before an earlier Spark build if the lake was exported late. -#}
+    (_haven_appended_at > {{ time_after }})
 {%- endmacro %}
 
 
@@ -68,10 +113,13 @@
 
 
 {% macro raw_table(table) -%}
-    {#- raw_app.<table> by name rather than source(): the change sets are also rendered when dbt
-        parses a model (they are its changed_keys config), and source() only resolves at run
-        time. The schema is the source's, from the same var. -#}
-    {{ api.Relation.create(database=target.database if target.database is defined else none, schema=var('raw_schema'), identifier=table) }}
+    {#- The raw table the change sets read, by name rather than source(): they are also rendered
+        when dbt parses a model (they are its changed_keys config), and source() only resolves
+        at run time. On PostgreSQL raw_app.<table>, the source itself; on Spark the lake's append
+        log raw_app_log.<table> (every version with the time it was appended; raw_app has views
+        of the newest version per key). -#}
+    {%- set schema = var('raw_schema') ~ ('_log' if target.type == 'spark' else '') -%}
+    {{ api.Relation.create(database=target.database if target.database is defined else none, schema=schema, identifier=table) }}
 {%- endmacro %}
 
 
@@ -122,29 +170,55 @@
 {% macro relisted_items() -%}
     {#- Run time, in a model body: the order items whose listing took a category since this
         model's watermark: a listing new to the warehouse (an item that arrived before its
-        listing had none), or one whose newest versions in snp_listings carry a category
-        different from the version before. Most listing changes are price changes; following
-        every one would rebuild most days, customers and vendors on each run. (Only in the body:
-        the strategy deletes what the body rewrites, and nothing is removed by a category.) -#}
-    {%- set load_id_after = watermark_literals()[0] -%}
+        listing had none), or one whose newest versions carry a category different from the
+        version before. Most listing changes are price changes; following every one would
+        rebuild most days, customers and vendors on each run. (Only in the body: the strategy
+        deletes what the body rewrites, and nothing is removed by a category.) -#}
     select order_items.id
     from {{ raw_table('order_items') }} as order_items
     where order_items.listing_id in (
-        select listing_id
-        from (
-            select
-                listing_id,
-                load_id,
-                category_id,
-                lag(category_id) over (partition by listing_id order by load_id, dbt_valid_from) as previous_category_id,
-                row_number() over (partition by listing_id order by load_id, dbt_valid_from) as version
-            from {{ ref('snp_listings') }}
-            where {{ in_change_set('listing_id', changed_keys('listings')) }}
-        ) as versions
-        where
-            load_id::numeric > {{ load_id_after }}
-            and (version = 1 or category_id is distinct from previous_category_id)
+        {{ adapter.dispatch('relisted_listings', 'clutter_haven')() }}
     )
+{%- endmacro %}
+
+{% macro default__relisted_listings() -%}
+    {#- The versions snp_listings recorded since the watermark (by their raw load id). -#}
+    {%- set load_id_after = watermark_literals()[0] -%}
+    select listing_id
+    from (
+        select
+            listing_id,
+            load_id,
+            category_id,
+            lag(category_id) over (partition by listing_id order by load_id, dbt_valid_from) as previous_category_id,
+            row_number() over (partition by listing_id order by load_id, dbt_valid_from) as version
+        from {{ ref('snp_listings') }}
+        where {{ in_change_set('listing_id', changed_keys('listings')) }}
+    ) as versions
+    where
+        load_id::numeric > {{ load_id_after }}
+        and (version = 1 or category_id is distinct from previous_category_id)
+{%- endmacro %}
+
+{% macro spark__relisted_listings() -%}
+    {#- The versions appended to the lake since the watermark (a raw load id can be older than
+        the watermark when the lake was exported late), from the lake's log: a deletion mark
+        repeats its listing's category. -#}
+    {%- set time_after = watermark_literals()[1] -%}
+    select id
+    from (
+        select
+            id,
+            _haven_appended_at,
+            category_id,
+            lag(category_id) over (partition by id order by _dlt_load_id, _haven_deleted_at) as previous_category_id,
+            row_number() over (partition by id order by _dlt_load_id, _haven_deleted_at) as version
+        from {{ raw_table('listings') }}
+        where {{ in_change_set('id', changed_keys('listings')) }}
+    ) as versions
+    where
+        _haven_appended_at > {{ time_after }}
+        and (version = 1 or not category_id <=> previous_category_id)
 {%- endmacro %}
 
 
@@ -175,7 +249,7 @@
 {% macro changed_order_dates(grain='day') -%}
     {#- The days (or months) on which a changed order was placed, items' categories included:
         the partitions of the sales aggregates that may differ. -#}
-    select distinct date_trunc('{{ grain }}', placed_at)::date from {{ raw_table('orders') }}
+    select distinct cast(date_trunc('{{ grain }}', placed_at) as date) from {{ raw_table('orders') }}
     where {{ in_change_set('id', changed_orders(with_item_categories=true)) }}
 {%- endmacro %}
 
@@ -185,9 +259,14 @@
         as-of dates, say) differs from the range this model holds, so the model must recompute
         every key rather than its change set. -#}
     {%- set query -%}
-        select (select (min({{ column }}), max({{ column }})) from {{ relation }})
-            is distinct from (select (min({{ column }}), max({{ column }})) from {{ this }})
+        select not (
+            (select min({{ column }}) from {{ relation }}) <=> (select min({{ column }}) from {{ this }})
+            and (select max({{ column }}) from {{ relation }}) <=> (select max({{ column }}) from {{ this }})
+        )
     {%- endset -%}
+    {%- if target.type == 'postgres' -%}
+        {%- set query = query | replace('<=>', 'is not distinct from') -%}
+    {%- endif -%}
     {{ return(run_query(query).columns[0].values()[0]) }}
 {%- endmacro %}
 
@@ -197,8 +276,9 @@
         semi-join the planner sizes from the change set's estimate. through_views compares a
         single column with = any(array(...)) instead: PostgreSQL pushes that down to an index
         scan inside the base views, where a semi-join stays above their outer joins (it then
-        assumes ten keys, which suits the index lookups the views do per key). -#}
-    {%- if through_views and key is string -%}
+        assumes ten keys, which suits the index lookups the views do per key; Spark has no
+        index and takes the semi-join). -#}
+    {%- if through_views and key is string and target.type == 'postgres' -%}
         {{ key }} = any(array({{ change_set }}))
     {%- elif key is string -%}
         {{ key }} in ({{ change_set }})
@@ -209,36 +289,53 @@
 
 
 {% macro record_change_watermark() -%}
-    {#- Post-hook of every model with a changed_keys config (full builds included); change
-        tracking is PostgreSQL's only (on Spark models are rebuilt whole). -#}
-    {%- if config.get('changed_keys') and target.type == 'postgres' -%}
-        insert into ops.change_watermarks (model_name, changed_until)
-        values ('{{ this.identifier }}', now())
-        on conflict (model_name) do update set changed_until = excluded.changed_until
+    {#- Post-hook of every model with a changed_keys config (full builds included). -#}
+    {%- if config.get('changed_keys') -%}
+        {{ adapter.dispatch('record_change_watermark', 'clutter_haven')() }}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro default__record_change_watermark() -%}
+    {#- The start of the model's transaction, committed with its rows. -#}
+    insert into ops.change_watermarks (model_name, changed_until)
+    values ('{{ this.identifier }}', now())
+    on conflict (model_name) do update set changed_until = excluded.changed_until
+{%- endmacro %}
+
+{% macro spark__record_change_watermark() -%}
+    {#- The start of this dbt invocation, after the model's rows are written (Spark has no
+        transaction: a failure between the two leaves the old watermark, and the next run
+        rewrites the same keys again). The lake marks what it appends with its load's start,
+        and a build starts after the ingest it follows (runs never overlap: the elt lock). -#}
+    insert overwrite table ops.change_watermarks partition (model_name = '{{ this.identifier }}')
+    select timestamp'{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'
 {%- endmacro %}
 
 
 {% macro get_incremental_changed_keys_sql(arg_dict) -%}
-    {#- incremental_strategy='changed_keys': delete every row whose unique key is in the model's
+    {#- incremental_strategy='changed_keys': replace every row whose unique key is in the model's
         changed_keys (rows that changed, moved to quarantine or were deleted) or among the rows
-        about to be inserted (a model may rebuild more than its change set, all of it when what
-        it is computed against moved), then insert the model's rows. Both statements run in the
-        model's transaction. The delete joins the keys (an OR of two IN-subqueries is re-run for
-        every row of the target once the key set outgrows work_mem). -#}
+        about to be written (a model may rebuild more than its change set, all of it when what
+        it is computed against moved) by the model's rows. -#}
     {%- set changed = config.get('changed_keys') -%}
     {%- if not changed -%}
         {{ exceptions.raise_compiler_error(
             "incremental_strategy 'changed_keys' needs a changed_keys config: the SQL that selects the keys to rebuild"
         ) }}
     {%- endif -%}
-    {%- set load_id_after, deleted_after = watermark_literals() -%}
+    {%- set load_id_after, time_after = watermark_literals() -%}
     {%- set changed = changed
-        | replace('__haven_load_id_watermark__', load_id_after)
-        | replace('__haven_deleted_at_watermark__', deleted_after) -%}
-    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+        | replace('__haven_watermark_load_id__', load_id_after)
+        | replace('__haven_watermark_time__', time_after) -%}
     {%- set key = arg_dict['unique_key'] -%}
-    {%- set key_columns = [key] if key is string else key -%}
+    {{ return(adapter.dispatch('changed_keys_sql', 'clutter_haven')(arg_dict, changed, [key] if key is string else key)) }}
+{%- endmacro %}
+
+{% macro default__changed_keys_sql(arg_dict, changed, key_columns) -%}
+    {#- Delete, then insert, in the model's transaction. The delete joins the keys (an OR of two
+        IN-subqueries is re-run for every row of the target once the key set outgrows
+        work_mem). -#}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ arg_dict['target_relation'] }} as target
     using (
         {{ changed }}

@@ -15,8 +15,9 @@
 
         With var snapshot_whole_table every key is compared, as dbt's snapshot does: the
         reference for the equality test. -#}
-    {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list
-        if execute else [] -%}
+    {#- the staged columns (on Spark without the staged table's key partition, dbt_partition) -#}
+    {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name')
+        | reject('equalto', 'dbt_partition') | list if execute else [] -%}
     {%- set incremental = is_incremental() -%}
     {#- change sets come from PostgreSQL's watermarks: on Spark every key is compared -#}
     {%- set only_changed = incremental and target.type == 'postgres'
@@ -27,7 +28,7 @@ with
 
 staged as (
 
-    select * from {{ relation }}
+    select {{ star(relation, except=['dbt_partition']) }} from {{ relation }}
     {% if only_changed %}
         where {{ in_change_set(key, changed) }}
     {% endif %}

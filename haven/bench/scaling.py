@@ -106,13 +106,17 @@ def _postgres_run(settings: Settings, endpoints: Endpoints) -> EngineRun:
 def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> EngineRun:
     from ingestion import lake
 
-    directory = settings.home / "bench" / f"spark-w{workers}"
     cluster_settings = settings.model_copy(
-        update={"spark_dir": directory, "spark_workers": workers, "spark_port": None}
+        update={
+            "home": settings.home / "bench" / f"spark-w{workers}",
+            "spark_workers": workers,
+            "spark_port": None,
+        }
     )
     cluster = spark.local_cluster(cluster_settings)
     cluster.stop()
-    shutil.rmtree(directory, ignore_errors=True)  # the same work from nothing for every size
+    # the same work from nothing for every size: its own lake, metastore and tables
+    shutil.rmtree(cluster_settings.spark_dir, ignore_errors=True)
     result = PassResult()
     try:
         endpoint = _timed(result, "start", lambda: spark.up(cluster_settings))

@@ -28,7 +28,9 @@ with
 
 features as (
 
-    select * from {{ ref('customer_features') }}
+    -- every feature (on Spark without the table's key partition, dbt_partition)
+    select {{ star(ref('customer_features'), except=['dbt_partition']) }}
+    from {{ ref('customer_features') }}
     where
         frequency > 0
         and {{ in_change_set('customer_id', changed) if only_changed else 'true' }}
