@@ -5,9 +5,11 @@ Per scale: one simulated source; a full run on PostgreSQL (ingest, ``dbt build``
 project, reconcile); then for each worker count a fresh local cluster of that many one-core
 workers (its own lake and metastore, so every size does the same work from nothing): start,
 the lake export, the same ``dbt build`` on Spark, reconcile against Spark's tables, and stop.
-Reported per engine and size: each stage's wall time, the build's time per layer, rows built
-per second per core (source rows / build seconds / cores) and the speed-up of every size
-against the smallest, with the peak memory of each Spark process.
+Then the source ticks one simulated day and every engine runs again, incrementally (each
+cluster restarted on its own lake and tables). Reported per engine and size: each stage's wall
+time, the build's time per layer, rows built per second per core (source rows / build seconds /
+cores), the speed-up of every size against the smallest, the incremental build's time as a
+share of the full build's, and the peak memory of each Spark process.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class EngineRun:
     result: PassResult
     memory: dict[str, int] = field(default_factory=dict)
     """Peak RSS bytes per Spark process during the build."""
+    tick: PassResult | None = None
+    """The incremental run after a one-day tick."""
+
+    @property
+    def tick_share(self) -> float | None:
+        """The incremental build's time as a share of the full build's."""
+        return None if self.tick is None else self.tick.steps["build"] / self.result.steps["build"]
 
     @property
     def label(self) -> str:
@@ -86,43 +95,52 @@ def _timed(result: PassResult, stage: str, call: Callable[[], object]) -> object
     return outcome
 
 
-def _postgres_run(settings: Settings, endpoints: Endpoints) -> EngineRun:
+def _postgres_run(settings: Settings, endpoints: Endpoints, *, full: bool) -> PassResult:
     from ingestion.pipeline import ingest
 
     result = PassResult()
-    _timed(result, "ingest", lambda: ingest(settings, endpoints, full_refresh=True))
-    variables = build_variables(full_refresh=True)
+    _timed(result, "ingest", lambda: ingest(settings, endpoints, full_refresh=full))
+    variables = build_variables(full_refresh=full)
     outcome = _timed(
         result,
         "build",
-        lambda: build_if_changed(settings, endpoints, full_refresh=True, variables=variables),
+        lambda: build_if_changed(settings, endpoints, full_refresh=full, variables=variables),
     )
     _check(outcome, "PostgreSQL")  # type: ignore[arg-type]
-    _build_layers(result, built=True)
+    _build_layers(result, built=outcome is not None)
     _timed(result, "reconcile", lambda: reconcile_endpoints(endpoints, settings.source_schema))
-    return EngineRun(Engine.postgres, os.cpu_count() or 1, result)
+    return result
 
 
-def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> EngineRun:
-    from ingestion import lake
-
-    cluster_settings = settings.model_copy(
+def _cluster_settings(settings: Settings, workers: int) -> Settings:
+    """A cluster of ``workers`` with its own home: its own lake, metastore and tables."""
+    return settings.model_copy(
         update={
             "home": settings.home / "bench" / f"spark-w{workers}",
             "spark_workers": workers,
             "spark_port": None,
         }
     )
+
+
+def _spark_run(
+    settings: Settings, endpoints: Endpoints, workers: int, *, full: bool
+) -> tuple[PassResult, dict[str, int]]:
+    """A run on the cluster of ``workers``: from nothing (``full``), or incrementally on what
+    its previous run left. Returns the stages and the peak memory per process in the build."""
+    from ingestion import lake
+
+    cluster_settings = _cluster_settings(settings, workers)
     cluster = spark.local_cluster(cluster_settings)
     cluster.stop()
-    # the same work from nothing for every size: its own lake, metastore and tables
-    shutil.rmtree(cluster_settings.spark_dir, ignore_errors=True)
+    if full:  # the same work from nothing for every size
+        shutil.rmtree(cluster_settings.spark_dir, ignore_errors=True)
     result = PassResult()
     try:
         endpoint = _timed(result, "start", lambda: spark.up(cluster_settings))
         _timed(result, "lake", lambda: lake.export(cluster_settings, endpoints, endpoint))  # type: ignore[arg-type]
         peaks = ProcessPeaks(pids=cluster.status().pids)
-        variables = build_variables(full_refresh=True)
+        variables = build_variables(full_refresh=full)
         with peaks.watching():
             outcome = _timed(
                 result,
@@ -138,7 +156,7 @@ def _spark_run(settings: Settings, endpoints: Endpoints, workers: int) -> Engine
         )
     finally:
         cluster.stop()
-    return EngineRun(Engine.spark, workers, result, peaks.peaks)
+    return result, peaks.peaks
 
 
 def run(
@@ -154,10 +172,22 @@ def run(
     state, _ = simulator.init(endpoints, scale=scale, seed=42)
     result = ScalingResult(scale, sum(state.rows.values()))
     progress(f"SF {scale:g}: PostgreSQL")
-    result.runs.append(_postgres_run(bench, endpoints))
+    cores = os.cpu_count() or 1
+    result.runs.append(
+        EngineRun(Engine.postgres, cores, _postgres_run(bench, endpoints, full=True))
+    )
     for count in sorted(set(workers)):
         progress(f"SF {scale:g}: Spark with {count} worker(s)")
-        result.runs.append(_spark_run(bench, endpoints, count))
+        stages, memory = _spark_run(bench, endpoints, count, full=True)
+        result.runs.append(EngineRun(Engine.spark, count, stages, memory))
+    progress(f"SF {scale:g}: one-day tick")
+    simulator.tick(endpoints, days=1)
+    for run in result.runs:
+        progress(f"SF {scale:g}: {run.label}, incremental")
+        if run.engine == Engine.postgres:
+            run.tick = _postgres_run(bench, endpoints, full=False)
+        else:
+            run.tick, _ = _spark_run(bench, endpoints, run.workers, full=False)
     return result
 
 
@@ -182,19 +212,42 @@ def report_lines(result: ScalingResult) -> list[str]:
             + f" | {result.rows_per_core_second(run):,.0f}"
             + f" | {'-' if speedup is None else f'{speedup:.2f}×'} |"
         )
+    ticked = [run for run in result.runs if run.tick is not None]
+    if ticked:
+        lines += [
+            "",
+            "After a one-day tick, each engine again, incrementally (on the tables its full run",
+            "left; seconds per stage, and the build's time as a share of the full build's):",
+            "",
+            "| engine | cores | " + " | ".join(STAGES) + " | build, share of full |",
+            "|---|---:|" + "---:|" * (len(STAGES) + 1),
+        ]
+        for run in ticked:
+            stages = [
+                f"{run.tick.steps[stage]:.1f}" if stage in run.tick.steps else "-"  # type: ignore[union-attr]
+                for stage in STAGES
+            ]
+            lines.append(
+                f"| {run.label} | {run.workers} | "
+                + " | ".join(stages)
+                + f" | {run.tick_share:.0%} |"
+            )
     lines += [
         "",
         "Inside the build: seconds of dbt's nodes per layer (two run at a time):",
         "",
-        "| engine | " + " | ".join(LAYERS) + " |",
-        "|---|" + "---:|" * len(LAYERS),
+        "| engine | run | " + " | ".join(LAYERS) + " |",
+        "|---|---|" + "---:|" * len(LAYERS),
     ]
     for run in result.runs:
-        lines.append(
-            f"| {run.label} | "
-            + " | ".join(f"{run.result.layers.get(layer, 0.0):.1f}" for layer in LAYERS)
-            + " |"
-        )
+        for name, stages in (("full", run.result), ("after tick", run.tick)):
+            if stages is None:
+                continue
+            lines.append(
+                f"| {run.label} | {name} | "
+                + " | ".join(f"{stages.layers.get(layer, 0.0):.1f}" for layer in LAYERS)
+                + " |"
+            )
     measured = [run for run in result.runs if run.memory]
     if measured:
         lines += ["", "Peak memory (RSS) per Spark process during the build, MB:", ""]
@@ -220,6 +273,7 @@ def write_report(results: list[ScalingResult], directory: Path, machine: str) ->
                             result.rows_per_core_second(run) for run in result.runs
                         ],
                         "build_speedup": [result.speedup(run) for run in result.runs],
+                        "tick_build_share": [run.tick_share for run in result.runs],
                     }
                     for result in results
                 ],

@@ -102,7 +102,17 @@ class EmbeddedServer:
             if not self.status().running:
                 self._remove_stale_pid_file()
                 return False
-            self._pg_ctl(["-m", "fast", "-w", "-t", "60", "stop"])
+            # the server user must reach the data directory again: a parent may have been
+            # closed since the start (pytest resets its temporary root to 0700, for one)
+            self._grant_server_user(self.data_dir)
+            try:
+                self._pg_ctl(["-m", "fast", "-w", "-t", "60", "stop"])
+            except subprocess.CalledProcessError as error:
+                raise HavenError(
+                    f"The embedded warehouse did not stop (pg_ctl: "
+                    f"{_last_line(error.stderr or '') or 'no error printed'}); stop the"
+                    f" postgres process of {self.data_dir} by hand."
+                ) from None
             return True
 
     def status(self) -> ServerStatus:

@@ -62,6 +62,8 @@ def test_scaling_report_gives_throughput_per_core_and_speedup(tmp_path: Path) ->
         ],
     )
     postgres, one, two = result.runs
+    one.tick = PassResult(steps={"start": 30.0, "lake": 3.0, "build": 30.0, "reconcile": 1.0})
+    assert one.tick_share == 0.25 and postgres.tick_share is None
     assert result.rows_per_core_second(postgres) == 60_000 / 20 / 2
     assert result.rows_per_core_second(two) == 60_000 / 80 / 2
     assert result.speedup(postgres) is None and result.speedup(one) == 1.0
@@ -71,3 +73,5 @@ def test_scaling_report_gives_throughput_per_core_and_speedup(tmp_path: Path) ->
     assert "| Spark, 2 worker(s) | 2 | 30.0 | - | 9.0 | 80.0 | 1.0 | 375 | 1.50× |" in text
     assert "| PostgreSQL | 2 | - | 2.0 | - | 20.0 | 1.0 | 1,500 | - |" in text
     assert "Spark, 1 worker(s): thrift 500, worker-1 executor 260" in text
+    assert "| Spark, 1 worker(s) | 1 | 30.0 | - | 3.0 | 30.0 | 1.0 | 25% |" in text
+    assert "| Spark, 1 worker(s) | after tick |" in text

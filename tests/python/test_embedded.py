@@ -84,3 +84,15 @@ def test_stop_stops_and_reports_when_not_running(server: EmbeddedServer) -> None
     with pytest.raises(psycopg.OperationalError):
         query(port, "select 1")
     assert server.stop() is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: the server then runs as its own user")
+def test_stop_reaches_a_data_directory_whose_parent_was_closed(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    """pytest resets its temporary root to 0700 when another session starts; a stop must
+    still reach the data directory (it failed with a traceback from `haven down`)."""
+    server.start()
+    tmp_path.chmod(0o700)
+    assert server.stop() is True
+    assert not server.status().running

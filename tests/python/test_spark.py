@@ -322,7 +322,8 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
         "exactly the key partitions of the customers appended to the lake since are rewritten"
     )
     assert 0 < len(rewritten) < len(customers_before), "an incremental run, not a rebuild"
-    ran = plain_dbt(spark_home, "run")
+    assert up(spark_home) == thrift, "the lost worker is replaced behind the same Thrift server"
+    ran = plain_dbt(spark_home, "run")  # the rest of the project, incrementally
     assert ran.returncode == 0, ran.stdout[-3000:]
     assert (
         engine_differences(
@@ -347,7 +348,6 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
         ("True", "True"),
     }, "the deleted customer's version is closed and a deletion record is current"
 
-    assert up(spark_home) == thrift, "the lost worker is replaced behind the same Thrift server"
     shown = plain_dbt(
         spark_home, "show", "--inline", "select count(*) as n from {{ ref('stg_app__customers') }}"
     )
