@@ -119,6 +119,9 @@
         {%- do adapter.execute('alter table ' ~ target ~ ' drop if exists ' ~ specs | join(', ')) -%}
     {%- endif -%}
     {%- if written -%}
+        {#- only the partitions written are replaced (the local cluster's default; a cluster of
+            your own may default to replacing the whole table) -#}
+        {%- do adapter.execute('set spark.sql.sources.partitionOverwriteMode = DYNAMIC') -%}
         {%- set rewrite -%}
             insert overwrite table {{ target }} partition (dbt_partition)
             select {{ columns | join(', ') }}

@@ -196,15 +196,18 @@
         where {{ in_change_set('listing_id', changed_keys('listings')) }}
     ) as versions
     where
-        load_id::numeric > {{ load_id_after }}
-        and (version = 1 or category_id is distinct from previous_category_id)
+        cast(load_id as decimal(24, 9)) > {{ load_id_after }}
+        and (version = 1 or coalesce(category_id, -1) != coalesce(previous_category_id, -1))
 {%- endmacro %}
 
 {% macro spark__relisted_listings() -%}
-    {#- The versions appended to the lake since the watermark (a raw load id can be older than
-        the watermark when the lake was exported late), from the lake's log: a deletion mark
-        repeats its listing's category. -#}
+    {#- As on PostgreSQL, and also the versions appended to the lake since the watermark, from
+        the lake's log (a raw load id can be older than the watermark when the lake was
+        exported late; the log also holds versions quarantine kept out of the history, hence
+        both). A deletion mark repeats its listing's category. -#}
     {%- set time_after = watermark_literals()[1] -%}
+    {{ default__relisted_listings() }}
+    union
     select id
     from (
         select
@@ -218,7 +221,7 @@
     ) as versions
     where
         _haven_appended_at > {{ time_after }}
-        and (version = 1 or not category_id <=> previous_category_id)
+        and (version = 1 or coalesce(category_id, -1) != coalesce(previous_category_id, -1))
 {%- endmacro %}
 
 
@@ -306,9 +309,15 @@
     {#- The start of this dbt invocation, after the model's rows are written (Spark has no
         transaction: a failure between the two leaves the old watermark, and the next run
         rewrites the same keys again). The lake marks what it appends with its load's start,
-        and a build starts after the ingest it follows (runs never overlap: the elt lock). -#}
-    insert overwrite table ops.change_watermarks partition (model_name = '{{ this.identifier }}')
-    select timestamp'{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'
+        and a build starts after the ingest it follows (runs never overlap: the elt lock).
+        Written as a dynamic partition overwrite: it replaces only this model's partition, and
+        it stages its files in a folder of its own (a static one stages in the table's
+        _temporary folder, which two models finishing together delete under each other). -#}
+    {%- if execute -%}{% do adapter.execute('set spark.sql.sources.partitionOverwriteMode = DYNAMIC') %}{%- endif -%}
+    insert overwrite table ops.change_watermarks partition (model_name)
+    select
+        timestamp'{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as changed_until,
+        '{{ this.identifier }}' as model_name
 {%- endmacro %}
 
 
