@@ -1,10 +1,10 @@
 """The Spark engine on a real loopback cluster: `haven up --engine spark` starts a master, two
-workers and a Thrift server, and a query runs on executors on both workers; `haven ingest
---engine spark` lands raw in the lake (the newest version per key equals PostgreSQL's raw, after
-a first load and after a tick with a hard delete); plain `dbt` with the `spark` target builds
-staging and quarantine, whose tables equal PostgreSQL's row for row; a killed worker is replaced
-by the next `haven up` (the master and the Thrift server keep running); `haven down` stops every
-process."""
+workers and a Thrift server, and a query runs on executors on both workers; the lake holds the
+newest version of every raw row; plain `dbt build --target spark` builds the whole project and
+every table equals PostgreSQL's; after a tick with hard deletes `haven run --engine spark`
+builds incrementally while a worker is killed, rewriting only the key partitions of changed
+keys, and every table equals PostgreSQL's incremental build again; the next `haven up` replaces
+the worker (the master and the Thrift server keep running); `haven down` stops every process."""
 
 from __future__ import annotations
 
@@ -353,7 +353,15 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
         ("True", "True"),
     }, "the deleted customer's version is closed and a deletion record is current"
 
+    before = cluster_state(spark_home)["pids"]
     assert up(spark_home) == thrift, "the lost worker is replaced behind the same Thrift server"
+    after = cluster_state(spark_home)["pids"]
+    assert after["worker-2"] != before["worker-2"] and psutil.pid_exists(after["worker-2"])
+    assert {name: after[name] for name in ("master", "thrift", "worker-1")} == {
+        name: before[name] for name in ("master", "thrift", "worker-1")
+    }, "the master, the Thrift server and the other worker kept running"
+    status = json.loads(run_haven("status", "--json", home=spark_home).stdout)
+    assert status["spark"] == {"thrift": thrift, "local": True}
     shown = plain_dbt(
         spark_home, "show", "--inline", "select count(*) as n from {{ ref('stg_app__customers') }}"
     )
@@ -364,23 +372,12 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
     assert cells[-1] == str(customers), shown.stdout[-2000:]
 
 
-def test_a_killed_worker_is_replaced_and_down_stops_everything(spark_home: Path) -> None:
-    thrift = up(spark_home)
-    before = cluster_state(spark_home)["pids"]
-    os.kill(before["worker-1"], signal.SIGKILL)
-    assert up(spark_home) == thrift, "same Thrift server, same port"
-    after = cluster_state(spark_home)["pids"]
-    assert after["worker-1"] != before["worker-1"] and psutil.pid_exists(after["worker-1"])
-    assert {name: after[name] for name in ("master", "thrift", "worker-2")} == {
-        name: before[name] for name in ("master", "thrift", "worker-2")
-    }, "the master, the Thrift server and the other worker kept running"
-
-    status = run_haven("status", "--json", home=spark_home)
-    assert json.loads(status.stdout)["spark"] == {"thrift": thrift, "local": True}
-
+def test_down_stops_everything(spark_home: Path) -> None:
+    up(spark_home)
+    pids = cluster_state(spark_home)["pids"]
     stopped = run_haven("down", home=spark_home)
     assert "local Spark cluster stopped" in stopped.stderr
     assert not any(
         psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        for pid in after.values()
+        for pid in pids.values()
     )
