@@ -30,8 +30,8 @@
 {%- endmacro %}
 
 {% macro spark__create_change_watermarks() -%}
-    {#- A parquet table cannot update a row: one partition per model, replaced by the post-hook
-        (a static partition overwrite). -#}
+    {#- A parquet table cannot update a row: one partition per model, replaced at the end of
+        each invocation that built the model (record_change_watermarks). -#}
     {%- if execute -%}{% do adapter.execute('create database if not exists ops') %}{%- endif -%}
     create table if not exists ops.change_watermarks (
         changed_until timestamp,
@@ -49,10 +49,14 @@
     {%- if model is mapping and model.get('haven_watermark') -%}
         {{ return(model['haven_watermark']) }}
     {%- endif -%}
-    {%- set row = run_query(adapter.dispatch('watermark_query', 'clutter_haven')()).rows[0] -%}
-    {%- set literals = [row[0], adapter.dispatch('timestamp_literal', 'clutter_haven')(row[1])] -%}
+    {%- set row = run_query(watermark_query()).rows[0] -%}
+    {%- set literals = [row[0], timestamp_literal(row[1])] -%}
     {%- if model is mapping -%}{%- do model.update({'haven_watermark': literals}) -%}{%- endif -%}
     {{ return(literals) }}
+{%- endmacro %}
+
+{% macro watermark_query() -%}
+    {{ return(adapter.dispatch('watermark_query', 'clutter_haven')()) }}
 {%- endmacro %}
 
 {% macro default__watermark_query() -%}
@@ -65,6 +69,10 @@
     select cast(coalesce(cast(unix_micros(max(changed_until)) as decimal(20, 0)) / 1000000, 0) as string),
         cast(coalesce(max(changed_until), timestamp'0001-01-01 00:00:00') as string)
     from ops.change_watermarks where model_name = '{{ this.identifier }}'
+{%- endmacro %}
+
+{% macro timestamp_literal(text) -%}
+    {{ return(adapter.dispatch('timestamp_literal', 'clutter_haven')(text)) }}
 {%- endmacro %}
 
 {% macro default__timestamp_literal(text) -%}'{{ text }}'::timestamptz{%- endmacro %}
@@ -183,21 +191,9 @@
 
 {% macro default__relisted_listings() -%}
     {#- The versions snp_listings recorded since the watermark (by their raw load id). -#}
-    {%- set load_id_after = watermark_literals()[0] -%}
-    select listing_id
-    from (
-        select
-            listing_id,
-            load_id,
-            category_id,
-            lag(category_id) over (partition by listing_id order by load_id, dbt_valid_from) as previous_category_id,
-            row_number() over (partition by listing_id order by load_id, dbt_valid_from) as version
-        from {{ ref('snp_listings') }}
-        where {{ in_change_set('listing_id', changed_keys('listings')) }}
-    ) as versions
-    where
-        cast(load_id as decimal(24, 9)) > {{ load_id_after }}
-        and (version = 1 or coalesce(category_id, -1) != coalesce(previous_category_id, -1))
+    {{ listings_with_new_category(
+        ref('snp_listings'), 'listing_id', 'load_id, dbt_valid_from',
+        'cast(load_id as decimal(24, 9)) > ' ~ watermark_literals()[0]) }}
 {%- endmacro %}
 
 {% macro spark__relisted_listings() -%}
@@ -205,23 +201,29 @@
         the lake's log (a raw load id can be older than the watermark when the lake was
         exported late; the log also holds versions quarantine kept out of the history, hence
         both). A deletion mark repeats its listing's category. -#}
-    {%- set time_after = watermark_literals()[1] -%}
     {{ default__relisted_listings() }}
     union
-    select id
+    {{ listings_with_new_category(
+        raw_table('listings'), 'id', '_dlt_load_id, _haven_deleted_at',
+        '_haven_appended_at > ' ~ watermark_literals()[1]) }}
+{%- endmacro %}
+
+{% macro listings_with_new_category(versions, key, version_order, is_new) -%}
+    {#- The changed listings (`key` in `versions`, their versions in `version_order`) with a
+        new version (`is_new`, SQL) that is the listing's first or carries a category different
+        from the version before. -#}
+    select {{ key }}
     from (
         select
-            id,
-            _haven_appended_at,
+            {{ key }},
+            {{ is_new }} as is_new,
             category_id,
-            lag(category_id) over (partition by id order by _dlt_load_id, _haven_deleted_at) as previous_category_id,
-            row_number() over (partition by id order by _dlt_load_id, _haven_deleted_at) as version
-        from {{ raw_table('listings') }}
-        where {{ in_change_set('id', changed_keys('listings')) }}
+            lag(category_id) over (partition by {{ key }} order by {{ version_order }}) as previous_category_id,
+            row_number() over (partition by {{ key }} order by {{ version_order }}) as version
+        from {{ versions }}
+        where {{ in_change_set(key, changed_keys('listings')) }}
     ) as versions
-    where
-        _haven_appended_at > {{ time_after }}
-        and (version = 1 or coalesce(category_id, -1) != coalesce(previous_category_id, -1))
+    where is_new and (version = 1 or coalesce(category_id, -1) != coalesce(previous_category_id, -1))
 {%- endmacro %}
 
 
@@ -306,18 +308,43 @@
 {%- endmacro %}
 
 {% macro spark__record_change_watermark() -%}
-    {#- The start of this dbt invocation, after the model's rows are written (Spark has no
-        transaction: a failure between the two leaves the old watermark, and the next run
-        rewrites the same keys again). The lake marks what it appends with its load's start,
-        and a build starts after the ingest it follows (runs never overlap: the elt lock).
-        Written as a dynamic partition overwrite: it replaces only this model's partition, and
-        it stages its files in a folder of its own (a static one stages in the table's
-        _temporary folder, which two models finishing together delete under each other). -#}
-    {%- if execute -%}{% do adapter.execute('set spark.sql.sources.partitionOverwriteMode = DYNAMIC') %}{%- endif -%}
-    insert overwrite table ops.change_watermarks partition (model_name)
-    select
-        timestamp'{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as changed_until,
-        '{{ this.identifier }}' as model_name
+    {#- Nothing per model: Spark's watermarks are written once, at the end of the invocation
+        (record_change_watermarks). -#}
+{%- endmacro %}
+
+
+{% macro record_change_watermarks(results) -%}
+    {#- on-run-end. On PostgreSQL nothing (each model's post-hook commits its watermark with its
+        rows). On Spark, which has no transaction, the watermark of every model with a
+        changed_keys config built in this invocation, in one statement: the start of the
+        invocation (the lake marks what it appends with its load's start, and a build starts
+        after the ingest it follows: runs never overlap, the elt lock). A model that failed or
+        was skipped keeps its old watermark; an invocation killed before its end leaves every
+        old watermark, and the next run rewrites the same keys again (a change set only grows
+        as its watermark gets older). -#}
+    {{ return(adapter.dispatch('record_change_watermarks', 'clutter_haven')(results)) }}
+{%- endmacro %}
+
+{% macro default__record_change_watermarks(results) -%}{%- endmacro %}
+
+{% macro spark__record_change_watermarks(results) -%}
+    {%- set built = [] -%}
+    {%- for result in results
+        if result.node.resource_type == 'model' and result.status == 'success'
+        and result.node.config.get('changed_keys') -%}
+        {%- do built.append("('" ~ result.node.alias ~ "')") -%}
+    {%- endfor -%}
+    {%- if built -%}
+        {#- a dynamic partition overwrite replaces only these models' partitions (and stages
+            its files in a folder of its own, where a static one would use the table's
+            _temporary folder) -#}
+        {%- do adapter.execute('set spark.sql.sources.partitionOverwriteMode = DYNAMIC') -%}
+        insert overwrite table ops.change_watermarks partition (model_name)
+        select
+            timestamp'{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as changed_until,
+            model_name
+        from values {{ built | join(', ') }} as built (model_name)
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -337,7 +364,11 @@
         | replace('__haven_watermark_load_id__', load_id_after)
         | replace('__haven_watermark_time__', time_after) -%}
     {%- set key = arg_dict['unique_key'] -%}
-    {{ return(adapter.dispatch('changed_keys_sql', 'clutter_haven')(arg_dict, changed, [key] if key is string else key)) }}
+    {{ return(changed_keys_sql(arg_dict, changed, [key] if key is string else key)) }}
+{%- endmacro %}
+
+{% macro changed_keys_sql(arg_dict, changed, key_columns) -%}
+    {{ return(adapter.dispatch('changed_keys_sql', 'clutter_haven')(arg_dict, changed, key_columns)) }}
 {%- endmacro %}
 
 {% macro default__changed_keys_sql(arg_dict, changed, key_columns) -%}

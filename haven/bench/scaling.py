@@ -191,6 +191,13 @@ def run(
     return result
 
 
+def _stage_cells(result: PassResult) -> str:
+    """A run's seconds per stage as table cells, `-` where a stage does not apply."""
+    return " | ".join(
+        f"{result.steps[stage]:.1f}" if stage in result.steps else "-" for stage in STAGES
+    )
+
+
 def report_lines(result: ScalingResult) -> list[str]:
     """The Markdown report: stages, layers, throughput and speed-up, memory."""
     lines = [
@@ -201,14 +208,10 @@ def report_lines(result: ScalingResult) -> list[str]:
         "|---|---:|" + "---:|" * (len(STAGES) + 2),
     ]
     for run in result.runs:
-        stages = [
-            f"{run.result.steps[stage]:.1f}" if stage in run.result.steps else "-"
-            for stage in STAGES
-        ]
         speedup = result.speedup(run)
         lines.append(
             f"| {run.label} | {run.workers} | "
-            + " | ".join(stages)
+            + _stage_cells(run.result)
             + f" | {result.rows_per_core_second(run):,.0f}"
             + f" | {'-' if speedup is None else f'{speedup:.2f}×'} |"
         )
@@ -223,13 +226,10 @@ def report_lines(result: ScalingResult) -> list[str]:
             "|---|---:|" + "---:|" * (len(STAGES) + 1),
         ]
         for run in ticked:
-            stages = [
-                f"{run.tick.steps[stage]:.1f}" if stage in run.tick.steps else "-"  # type: ignore[union-attr]
-                for stage in STAGES
-            ]
+            assert run.tick is not None
             lines.append(
                 f"| {run.label} | {run.workers} | "
-                + " | ".join(stages)
+                + _stage_cells(run.tick)
                 + f" | {run.tick_share:.0%} |"
             )
     lines += [

@@ -193,13 +193,16 @@ def partition_files(home: Path, schema: str, table: str) -> dict[str, set[str]]:
 
 def changed_partitions(thrift: str, table: str) -> set[str]:
     """The key partitions (as folder names) of the keys the lake's last load appended."""
+    import yaml
     from pyhive import hive
 
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    partitions = project["vars"]["spark_key_partitions"]
     host, port = thrift.split(":")
     with closing(hive.connect(host=host, port=int(port), username="haven")) as conn:
         cursor = conn.cursor()
         cursor.execute(
-            "select distinct pmod(xxhash64(cast(id as bigint)), 8)"
+            f"select distinct pmod(xxhash64(cast(id as bigint)), {partitions})"
             f" from raw_app_log.{table} where _haven_appended_at ="
             f" (select max(_haven_appended_at) from raw_app_log.{table})"
         )
