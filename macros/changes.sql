@@ -44,31 +44,45 @@
 
 {% macro watermark_literals() -%}
     {#- Run time: this model's watermark as two SQL literals, the load id (a number) and the
-        timestamp it stands for; 0 and the earliest time before the model's first build. Read
-        once per rendering of the model (a change set names it for every raw table it reads). -#}
-    {%- if model is mapping and model.get('haven_watermark') -%}
-        {{ return(model['haven_watermark']) }}
+        timestamp it stands for; 0 and the earliest time before the model's first build.
+        Every model's watermark is read once per invocation, by the first model that needs
+        one: a model's own watermark changes only when the model commits, after it read its
+        change set (a query costs Spark a job; the strategy renders the change set again,
+        in a context of its own). Kept in `graph`, the one object every node of the
+        invocation shares, by invocation id. -#}
+    {%- set cache = graph.setdefault('haven_watermarks', {}) -%}
+    {%- if invocation_id not in cache -%}
+        {%- set watermarks = {} -%}
+        {%- for model_name, load_id, time in run_query(watermark_query()).rows -%}
+            {%- do watermarks.update({model_name: [load_id, timestamp_literal(time)]}) -%}
+        {%- endfor -%}
+        {%- do cache.update({invocation_id: watermarks}) -%}
     {%- endif -%}
-    {%- set row = run_query(watermark_query()).rows[0] -%}
-    {%- set literals = [row[0], timestamp_literal(row[1])] -%}
-    {%- if model is mapping -%}{%- do model.update({'haven_watermark': literals}) -%}{%- endif -%}
-    {{ return(literals) }}
+    {%- set watermarks = cache[invocation_id] -%}
+    {{ return(watermarks.get(this.identifier, watermarks[none])) }}
 {%- endmacro %}
 
 {% macro watermark_query() -%}
+    {#- Every model's watermark (model name, load id, time), and the one before a first build
+        (no model name). -#}
     {{ return(adapter.dispatch('watermark_query', 'clutter_haven')()) }}
 {%- endmacro %}
 
 {% macro default__watermark_query() -%}
-    select coalesce(extract(epoch from max(changed_until)), 0)::text,
-        coalesce(max(changed_until), '-infinity')::text
-    from ops.change_watermarks where model_name = '{{ this.identifier }}'
+    select model_name, extract(epoch from changed_until)::text, changed_until::text
+    from ops.change_watermarks
+    union all
+    select null, '0', '-infinity'
 {%- endmacro %}
 
 {% macro spark__watermark_query() -%}
-    select cast(coalesce(cast(unix_micros(max(changed_until)) as decimal(20, 0)) / 1000000, 0) as string),
-        cast(coalesce(max(changed_until), timestamp'0001-01-01 00:00:00') as string)
-    from ops.change_watermarks where model_name = '{{ this.identifier }}'
+    select
+        model_name,
+        cast(cast(unix_micros(changed_until) as decimal(20, 0)) / 1000000 as string),
+        cast(changed_until as string)
+    from ops.change_watermarks
+    union all
+    select null, '0', '0001-01-01 00:00:00'
 {%- endmacro %}
 
 {% macro timestamp_literal(text) -%}

@@ -39,9 +39,9 @@ def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
     }
 
 
-SPARK_SELECTION = {"exclude": "resource_type:unit_test", "indirect_selection": "cautious"}
-"""What a build on Spark leaves out: unit tests, which fail over the Thrift server
-(dbt-adapters#481); and with --select, a test runs only when every model it reads is selected."""
+SPARK_SELECTION = {"indirect_selection": "cautious"}
+"""How a build on Spark selects its tests: with --select, a test runs only when every model it
+reads is selected."""
 
 
 def spark_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:

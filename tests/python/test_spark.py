@@ -1,10 +1,11 @@
 """The Spark engine on a real loopback cluster: `haven up --engine spark` starts a master, two
 workers and a Thrift server, and a query runs on executors on both workers; the lake holds the
-newest version of every raw row; plain `dbt build --target spark` builds the whole project and
-every table equals PostgreSQL's; after a tick with hard deletes `haven run --engine spark`
-builds incrementally while a worker is killed, rewriting only the key partitions of changed
-keys, and every table equals PostgreSQL's incremental build again; the next `haven up` replaces
-the worker (the master and the Thrift server keep running); `haven down` stops every process."""
+newest version of every raw row; plain `dbt build --target spark` builds the whole project (its
+unit tests pass on Spark too) and every table equals PostgreSQL's; after a tick with hard
+deletes `haven run --engine spark` builds incrementally while a worker is killed, rewriting
+only the key partitions of changed keys, and every table equals PostgreSQL's incremental build
+again; the next `haven up` replaces the worker (the master and the Thrift server keep running);
+`haven down` stops every process."""
 
 from __future__ import annotations
 
@@ -284,10 +285,15 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
     for table in ("orders", "reviews", "order_status_events"):
         postgres, lake, versions = raw_versions(spark_home, thrift, table)
         assert lake == postgres and versions == len(postgres), table
-    built = plain_dbt(
-        spark_home, "build", "--exclude", "resource_type:test", "resource_type:unit_test"
-    )
+    built = plain_dbt(spark_home, "build", "--exclude", "resource_type:test")
     assert built.returncode == 0, built.stdout[-3000:]
+    unit_tests = json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())["unit_tests"]
+    results = json.loads((PROJECT_DIR / "target" / "run_results.json").read_text())["results"]
+    assert {
+        result["unique_id"]: result["status"]
+        for result in results
+        if "unit_test" in result["unique_id"]
+    } == dict.fromkeys(unit_tests, "pass"), "every unit test ran and passed on Spark"
     assert run_haven("build", home=spark_home).returncode == 0
     assert engine_differences(spark_home, thrift, BUILT) == []
 
