@@ -211,16 +211,18 @@ def changed_partitions(thrift: str, table: str) -> set[str]:
 
 
 def engine_differences(home: Path, thrift: str, relations: list) -> list[str]:
+    """Every relation's differences between the engines, three relations at a time (each
+    comparison mostly waits on a query)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     host, port = thrift.split(":")
     endpoint = SparkEndpoint(host, int(port), local=True)
     warehouse_url = warehouse_up(Settings(home=home)).warehouse_url
-    return [
-        difference
-        for schema, table, key, *not_compared in relations
-        for difference in relation_differences(
-            warehouse_url, endpoint, schema, table, key, *not_compared
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        compared = pool.map(
+            lambda relation: relation_differences(warehouse_url, endpoint, *relation), relations
         )
-    ]
+        return [difference for differences in compared for difference in differences]
 
 
 def current_versions(home: Path, thrift: str, table: str, key: str) -> tuple[set, set]:
