@@ -95,10 +95,14 @@ def up(settings: Settings) -> Endpoints:
 
 
 def apply_roles(endpoints: Endpoints) -> None:
-    """Create the platform roles and their grants in the warehouse (``roles.sql``)."""
+    """Create the platform roles and their grants in the warehouse (``roles.sql``), one
+    process at a time: two commands starting together would otherwise update the same role
+    rows at once, which PostgreSQL refuses ("tuple concurrently updated")."""
     script = resources.files("haven.warehouse").joinpath("roles.sql").read_text()
     with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
         try:
+            # held until the connection closes
+            conn.execute("select pg_advisory_lock(hashtext('haven.apply_roles'))")
             conn.execute(script)  # type: ignore[arg-type]  # a trusted script of our own
             if endpoints.role_password:
                 for role in (LOADER, TRANSFORMER, ANALYST, ML, MCP):

@@ -96,6 +96,16 @@ def test_roles_are_idempotent(warehouse: Endpoints) -> None:
     assert can_select(warehouse, ANALYST, "analytics.fct_example")
 
 
+def test_roles_are_applied_by_commands_starting_together(warehouse: Endpoints) -> None:
+    """Two haven commands starting at once both set up the roles (PostgreSQL refuses two
+    concurrent updates of one role's row: "tuple concurrently updated")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: apply_roles(warehouse), range(12)))
+    assert can_select(warehouse, ANALYST, "analytics.fct_example")
+
+
 def test_up_json_prints_one_line(haven, haven_home) -> None:
     result = haven("up", "--json", home=haven_home)
     assert result.returncode == 0, result.stderr
