@@ -179,8 +179,9 @@ def test_haven_serve_runs_a_scheduled_run(stack: Stack, background: list[subproc
     server = start(stack, [HAVEN, "serve"], stack.home / "serve.log")
     background.append(server)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # serve (re)registers the deployments, without a pool
-        if _exists(stack) and deployment(stack)["work_pool_name"] is None:
+    while time.monotonic() < deadline:  # serve deletes the pool's registration, then registers
+        response = httpx.get(f"{stack.api}/deployments/name/{DEPLOYMENT}", timeout=10)
+        if response.status_code == 200 and response.json()["work_pool_name"] is None:
             break
         assert server.poll() is None, (stack.home / "serve.log").read_text()
         time.sleep(1)
@@ -191,7 +192,3 @@ def test_haven_serve_runs_a_scheduled_run(stack: Stack, background: list[subproc
     run = wait_for_scheduled_run(stack, str(found["id"]), server)
     assert run["state_type"] == "COMPLETED", (stack.home / "serve.log").read_text()[-3000:]
     assert recorded_runs(stack, run["id"]) == [("elt-hourly", "completed")]
-
-
-def _exists(stack: Stack) -> bool:
-    return httpx.get(f"{stack.api}/deployments/name/{DEPLOYMENT}", timeout=10).status_code == 200
