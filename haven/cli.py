@@ -188,11 +188,7 @@ def ingest(
 
     settings = get_settings()
     if engine is Engine.spark:
-        from haven.warehouse import spark
-
-        spark.check_can_start(settings)
-        if full_refresh:
-            raise _lake_full_refresh(settings)
+        _check_lake(settings, full_refresh=full_refresh)
     endpoints = warehouse.up(settings)
     with console.status("ingesting") as status:
         report = run_ingest(
@@ -239,6 +235,7 @@ def ingest(
             f"{len(report.failed)} table(s) were not loaded ({names}): {report.failed[0].problem}; fix the source and run `haven ingest` again."
         )
     if engine is Engine.spark:
+        from haven.warehouse import spark
         from ingestion import lake
 
         cluster = spark.up(settings)
@@ -374,11 +371,7 @@ def run(
 
     settings = get_settings()
     if engine is Engine.spark:
-        from haven.warehouse import spark
-
-        spark.check_can_start(settings)
-        if full_refresh:
-            raise _lake_full_refresh(settings)
+        _check_lake(settings, full_refresh=full_refresh)
     prefect = use_prefect_server(settings)  # before Prefect is imported
     from flows.elt import elt
 
@@ -823,7 +816,7 @@ def _bench_scaling(settings: Settings, scales: list[float], workers: str) -> Non
         raise HavenError("--workers needs at least one worker count, for example --workers 1,2.")
     for size in sizes:
         spark.check_workers(size)
-    if settings.spark_host:
+    if spark.configured(settings) is not None:
         raise HavenError(
             "haven bench pipeline --engine spark starts local clusters of each size; unset"
             " HAVEN_SPARK_HOST to run it (time `haven build --engine spark` on your cluster)."
@@ -908,11 +901,19 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
 
 
-def _lake_full_refresh(settings: Settings) -> HavenError:
-    return HavenError(
-        "--full-refresh with --engine spark is not supported yet; run `haven down`,"
-        f" remove {settings.spark_dir} and ingest again to rebuild the lake."
-    )
+def _check_lake(settings: Settings, *, full_refresh: bool) -> None:
+    """Before anything lands (one sentence, nothing half-written): raw can be appended to the
+    lake of the Spark cluster this run uses."""
+    from haven.warehouse import spark
+    from ingestion.lake import check_local
+
+    spark.check_can_start(settings)
+    check_local(settings)
+    if full_refresh:
+        raise HavenError(
+            "--full-refresh with --engine spark is not supported yet; run `haven down`,"
+            f" remove {settings.spark_dir} and ingest again to rebuild the lake."
+        )
 
 
 def _check_port_free(port: int, *, option: str) -> None:

@@ -29,7 +29,7 @@ from adbc_driver_postgresql import dbapi as adbc
 from haven.errors import HavenError
 from haven.settings import Settings
 from haven.warehouse.endpoints import LOADER, Endpoints
-from haven.warehouse.spark import SparkEndpoint
+from haven.warehouse.spark import SparkEndpoint, configured
 from ingestion.app.settings import DELETED_AT, TABLES, TableSpec
 
 LAKE_SCHEMA = "raw_app"
@@ -138,6 +138,19 @@ def source(
     ]
 
 
+def _not_local() -> HavenError:
+    return HavenError(
+        "The lake is written under the local Spark cluster's warehouse; with HAVEN_SPARK_HOST"
+        " point dlt's filesystem destination at your cluster's storage instead."
+    )
+
+
+def check_local(settings: Settings) -> None:
+    """The lake can be written: the cluster is the local one (one sentence otherwise)."""
+    if configured(settings) is not None:
+        raise _not_local()
+
+
 def export(
     settings: Settings,
     endpoints: Endpoints,
@@ -146,10 +159,7 @@ def export(
 ) -> LakeReport:
     """Append what changed in PostgreSQL's raw to the lake and (re)register its tables in Spark."""
     if not spark.local:
-        raise HavenError(
-            "The lake is written under the local Spark cluster's warehouse; with HAVEN_SPARK_HOST"
-            " point dlt's filesystem destination at your cluster's storage instead."
-        )
+        raise _not_local()
     started = time.perf_counter()
     lake = pipeline(settings)
     info = lake.run(source(endpoints, tables))

@@ -427,10 +427,24 @@ def local_cluster(settings: Settings) -> SparkCluster:
     return SparkCluster(settings.spark_dir)
 
 
+def configured(settings: Settings) -> SparkEndpoint | None:
+    """The cluster of your own that HAVEN_SPARK_HOST names, or None for the local cluster: when
+    it is unset, or names the local cluster's own Thrift address (what ``haven env`` exports for
+    plain dbt, so haven commands in that shell still manage the local cluster)."""
+    if not settings.spark_host:
+        return None
+    port = settings.spark_port or 10000
+    if settings.spark_host in (HOST, "localhost") and (
+        local_cluster(settings).status().thrift_port == port
+    ):
+        return None
+    return SparkEndpoint(settings.spark_host, port, local=False)
+
+
 def up(settings: Settings, workers: int | None = None) -> SparkEndpoint:
     """The configured Thrift server, or the local cluster started (or reused)."""
-    if settings.spark_host:
-        return SparkEndpoint(settings.spark_host, settings.spark_port or 10000, local=False)
+    if (own := configured(settings)) is not None:
+        return own
     check_port(settings)
     port = settings.spark_port
     cluster = local_cluster(settings)
@@ -445,7 +459,7 @@ def check_port(settings: Settings) -> None:
     """The Thrift port asked for the local cluster (HAVEN_SPARK_PORT) is in range and free, or
     already the running cluster's; one sentence otherwise."""
     port = settings.spark_port
-    if settings.spark_host or port is None:
+    if configured(settings) is not None or port is None:
         return
     if not 1 <= port <= 65535:
         raise HavenError(f"HAVEN_SPARK_PORT must be a port between 1 and 65535, got {port}.")
@@ -459,7 +473,7 @@ def check_port(settings: Settings) -> None:
 def check_can_start(settings: Settings, workers: int | None = None) -> None:
     """Before anything starts (one sentence, nothing half-started): the local cluster's worker
     count, Thrift port and Java are usable. A configured cluster (HAVEN_SPARK_HOST) needs none."""
-    if settings.spark_host:
+    if configured(settings) is not None:
         return
     check_workers(workers if workers is not None else settings.spark_workers)
     check_port(settings)
@@ -469,8 +483,8 @@ def check_can_start(settings: Settings, workers: int | None = None) -> None:
 def current(settings: Settings) -> SparkEndpoint | None:
     """The Thrift server to use without starting anything: the configured one, or the local
     cluster when it is running; None otherwise."""
-    if settings.spark_host:
-        return SparkEndpoint(settings.spark_host, settings.spark_port or 10000, local=False)
+    if (own := configured(settings)) is not None:
+        return own
     state = local_cluster(settings).status()
     if state.running and state.thrift_port is not None:
         return SparkEndpoint(HOST, state.thrift_port, local=True)

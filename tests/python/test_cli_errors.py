@@ -71,6 +71,8 @@ CASES = [
         {"HAVEN_SPARK_HOST": "spark.example"},
         "unset HAVEN_SPARK_HOST",
     ),
+    # the lake of a cluster of your own, refused before anything lands in PostgreSQL
+    (["ingest", "--engine", "spark"], {"HAVEN_SPARK_HOST": "spark.example"}, "filesystem"),
     # a configured Spark cluster that is down
     (
         ["build", "--engine", "spark"],

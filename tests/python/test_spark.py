@@ -85,20 +85,25 @@ def test_cluster_runs_queries_on_both_workers(spark_home: Path) -> None:
     assert [app["name"] for app in view["activeapps"]] == ["haven-thrift"]
 
 
-def plain_dbt(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Plain `dbt` against the Spark target, set up as a user would: eval "$(haven env)"."""
-    exported = run_haven("env", home=home)
+def exported(home: Path) -> dict[str, str]:
+    """The variables of a shell set up as a user would: eval "$(haven env)"."""
+    printed = run_haven("env", home=home)
     variables = dict(
         shlex.split(line.removeprefix("export "))[0].split("=", 1)
-        for line in exported.stdout.splitlines()
+        for line in printed.stdout.splitlines()
         if line.startswith("export ")
     )
-    assert "HAVEN_SPARK_PORT" in variables, exported.stdout
+    assert "HAVEN_SPARK_PORT" in variables, printed.stdout
+    return variables
+
+
+def plain_dbt(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Plain `dbt` against the Spark target, in a shell set up with `haven env`."""
     return subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "--no-use-colors", *args, "--target", "spark"],
         capture_output=True,
         text=True,
-        env=haven_environment(variables, home),
+        env=haven_environment(exported(home), home),
         cwd=PROJECT_DIR,
         timeout=900,
     )
@@ -314,7 +319,8 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
                 " returning id"
             ).fetchone()
         assert run_haven("source", "tick", home=spark_home).returncode == 0
-        landed = run_haven("ingest", "--engine", "spark", home=spark_home)
+        # in the shell plain dbt uses: haven env's HAVEN_SPARK_HOST is still the local cluster
+        landed = run_haven("ingest", "--engine", "spark", env=exported(spark_home), home=spark_home)
         assert landed.returncode == 0, landed.stderr[-3000:]
         assert compared.result() == []
 
