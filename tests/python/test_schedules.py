@@ -133,8 +133,8 @@ def background() -> Iterator[list[subprocess.Popen]]:
     for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
+            try:  # a Prefect worker may take its time to stop; the stack stops the server next
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
 
