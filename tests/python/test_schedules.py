@@ -80,8 +80,12 @@ def prefect(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def read_deployment(stack: Stack) -> httpx.Response:
+    return httpx.get(f"{stack.api}/deployments/name/{DEPLOYMENT}", timeout=10)
+
+
 def deployment(stack: Stack) -> dict[str, object]:
-    response = httpx.get(f"{stack.api}/deployments/name/{DEPLOYMENT}", timeout=10)
+    response = read_deployment(stack)
     response.raise_for_status()
     return dict(response.json())
 
@@ -180,7 +184,7 @@ def test_haven_serve_runs_a_scheduled_run(stack: Stack, background: list[subproc
     background.append(server)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # serve deletes the pool's registration, then registers
-        response = httpx.get(f"{stack.api}/deployments/name/{DEPLOYMENT}", timeout=10)
+        response = read_deployment(stack)
         if response.status_code == 200 and response.json()["work_pool_name"] is None:
             break
         assert server.poll() is None, (stack.home / "serve.log").read_text()
