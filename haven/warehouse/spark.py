@@ -259,6 +259,18 @@ class SparkCluster:
             f"hive.server2.thrift.port={ports['thrift']}",
             "--hiveconf",
             f"hive.server2.thrift.bind.host={HOST}",
+            # The embedded metastore opens a store (a new HiveConf: its XML parsed again) for each
+            # thread that has none, and closes it when the thread changes user. Statements run as
+            # the server's user, not a proxy user per session (on loopback nothing else changes:
+            # no Kerberos, local files, GRANT refused anyway), on a few threads kept for an hour
+            # rather than a new thread per statement: 244 stores opened in an unchanged build,
+            # not 2,004, and the build 22 % faster (README, Spark).
+            "--hiveconf",
+            "hive.server2.enable.doAs=false",
+            "--hiveconf",
+            "hive.server2.async.exec.threads=8",
+            "--hiveconf",
+            "hive.server2.async.exec.keepalive.time=3600",
             "spark-internal",
         ]
 
