@@ -442,13 +442,13 @@ def status(
     runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
 ) -> None:
     """Recent runs, freshness, failing tests, quarantine counts and reconciliation differences."""
+    if runs < 1:  # before the imports: Prefect and dlt take seconds to import
+        raise HavenError(f"--runs must be at least 1, got {runs}.")
     from flows.server import local_server, ui_url
     from haven.ops.status import collect
     from haven.warehouse.connection import connect
     from haven.warehouse.endpoints import TRANSFORMER
 
-    if runs < 1:
-        raise HavenError(f"--runs must be at least 1, got {runs}.")
     settings = get_settings()
     endpoints = warehouse.up(settings)
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
@@ -651,12 +651,12 @@ def mcp(
     ] = None,
 ) -> None:
     """The MCP server: an AI assistant's read-only window into analytics, ml and ops."""
+    if http is not None:  # before the imports, which take seconds
+        _check_port_free(http, option="--http")
     from haven.mcp_server.server import build_server
     from haven.mcp_server.tools import Connections
     from haven.warehouse.endpoints import MCP, TRANSFORMER
 
-    if http is not None:
-        _check_port_free(http, option="--http")
     settings = get_settings()
 
     def locate() -> tuple[str, str | None]:
@@ -782,14 +782,14 @@ def bench_pipeline(
     each step's wall time, the build's time per layer with the rows written, ratios to full.
     With --engine spark: the full run on PostgreSQL and on a Spark cluster of each size, with
     per-stage times, rows/s per core and the speed-up from the smallest cluster."""
-    from haven.bench import pipeline as bench
-
     try:
         scales = [float(part) for part in scale.split(",") if part.strip()]
     except ValueError:
         raise HavenError(f"--scale must be numbers separated by commas, got {scale!r}.") from None
     if not scales:
         raise HavenError("--scale needs at least one scale factor, for example --scale 1,10.")
+    from haven.bench import pipeline as bench  # after the checks: it takes seconds to import
+
     settings = get_settings()
     if engine is Engine.spark:
         _bench_scaling(settings, scales, workers)
@@ -803,7 +803,6 @@ def bench_pipeline(
 
 
 def _bench_scaling(settings: Settings, scales: list[float], workers: str) -> None:
-    from haven.bench import scaling
     from haven.warehouse import spark
 
     try:
@@ -822,6 +821,8 @@ def _bench_scaling(settings: Settings, scales: list[float], workers: str) -> Non
             " HAVEN_SPARK_HOST to run it (time `haven build --engine spark` on your cluster)."
         )
     spark.java_home()
+    from haven.bench import scaling  # after the checks: it takes seconds to import
+
     results = []
     with console.status("benchmarking PostgreSQL and Spark") as status:
         for scale in scales:

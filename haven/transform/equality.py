@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from haven.errors import HavenError
-from haven.settings import Settings
+from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import Endpoints
 from haven.warehouse.fingerprint import Fingerprint, table_fingerprint
@@ -165,12 +165,17 @@ def differences_from_full_rebuild(
 ) -> list[str]:
     """Give the reference the warehouse's raw data, rebuild everything there with
     ``--full-refresh`` (histories over whole tables, as dbt's snapshot), and list every table
-    and history that differs from the warehouse (empty: the incremental build is exact)."""
+    and history that differs from the warehouse (empty: the incremental build is exact).
+
+    The rebuild writes its artifacts under ``target/<reference>``: ``target/`` keeps the
+    warehouse's own run results and manifest, and each database keeps its own partial parse
+    (one shared target dir made dbt parse the whole project again at every switch)."""
     from haven.transform.dbt import dbt_args, dbt_environment, run_dbt
 
     copy_raw(endpoints, reference)
     environment = dbt_environment(settings, endpoints)
     environment["HAVEN_DBT_DATABASE"] = reference
+    environment["DBT_TARGET_PATH"] = str(PROJECT_DIR / "target" / reference)
     outcome = run_dbt(
         dbt_args("build", full_refresh=True, variables={"snapshot_whole_table": True}),
         environment,

@@ -10,13 +10,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from haven.settings import Settings
+from haven.settings import PROJECT_DIR, Settings
 from haven.source import simulator
 from haven.transform.dbt import (
     DbtOutcome,
     build_variables,
     dbt_args,
     dbt_environment,
+    read_run_results,
     run_dbt,
 )
 from haven.transform.equality import create_reference, differences_from_full_rebuild
@@ -94,6 +95,10 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
         assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == [], (
             f"after tick {day}"
         )
+        # the rebuild's artifacts are its own: target/ still holds the incremental build's
+        results = {result.unique_id: result.rows_affected for result in read_run_results()}
+        assert results["model.clutter_haven.fct_orders"] == inserted["fct_orders"]
+        assert (PROJECT_DIR / "target" / REFERENCE / "run_results.json").exists()
         # the incremental build rewrote the orders that changed, not all of them
         with psycopg.connect(endpoints.warehouse_url) as conn:
             orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]
