@@ -4,8 +4,8 @@ newest version of every raw row; plain `dbt build --target spark` builds every m
 every table equals PostgreSQL's; after a tick with hard deletes `haven run --engine spark`
 builds incrementally while a worker is killed (every unit and data test passes on Spark),
 rewriting only the key partitions of changed keys, and every table equals PostgreSQL's
-incremental build again; the next `haven up` replaces the worker (the master and the Thrift server keep running);
-`haven down` stops every process."""
+incremental build again; the next `haven up` replaces the worker (the master and the Thrift
+server keep running); `haven down` stops every process."""
 
 from __future__ import annotations
 
