@@ -205,7 +205,7 @@ def build_step(
         if outcome is None:
             print("nothing changed since the last build: dbt build skipped")
             return []
-        results = read_run_results()
+        results = read_run_results(settings.dbt_target_dir)
         _dbt_results["build"] = results
         _check_dbt(outcome, "build")
         return results
@@ -222,7 +222,7 @@ def freshness_step(
             ["source", *dbt_args("freshness", variables=variables)],
             dbt_environment(settings, endpoints),
         )
-        freshness = read_source_freshness()
+        freshness = read_source_freshness(settings.dbt_target_dir)
         if not freshness and not outcome.success:
             _check_dbt(outcome, "source freshness")
         return freshness

@@ -603,7 +603,6 @@ def docs(
 ) -> None:
     """Generate the dbt docs site and serve it on localhost."""
     from haven.ops.docs import generate, serve_directory
-    from haven.settings import PROJECT_DIR
 
     if serve and port != 0:
         _check_port_free(port, option="--port")
@@ -611,7 +610,7 @@ def docs(
     generate(settings, warehouse.up(settings))
     if serve:
         serve_directory(
-            PROJECT_DIR / "target",
+            settings.dbt_target_dir,
             port,
             announce=lambda url: console.print(f"dbt docs: {url} (Ctrl-C stops)"),
         )

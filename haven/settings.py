@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         description="Where the embedded server, dlt working files and reports live.",
     )
     dbt_target: str = Field(default="dev", description="profiles.yml target: dev, ci or prod.")
+    dbt_target_path: Path = Field(
+        default=Path("target"),
+        validation_alias="DBT_TARGET_PATH",
+        description="Where dbt writes its artifacts (dbt's variable; relative to the project), "
+        "and so where haven reads the manifest and run results.",
+    )
     warehouse_database: str = "haven"
     source_database: str = "clutter_app"
     source_schema: str = "public"
@@ -99,6 +105,10 @@ class Settings(BaseSettings):
     monthly_budget_usd: float = Field(
         default=40.0, description="The monthly budget the estimate is held to."
     )
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return PROJECT_DIR / self.dbt_target_path
 
     @property
     def embedded_dir(self) -> Path:

@@ -22,7 +22,7 @@ from haven.bench.ingest import bench_settings
 from haven.bench.measure import PeakMemory
 from haven.errors import HavenError
 from haven.ops.reconcile import reconcile_endpoints
-from haven.settings import PROJECT_DIR, Settings
+from haven.settings import Settings
 from haven.source import simulator
 from haven.transform.changes import build_if_changed
 from haven.transform.dbt import build_variables, read_run_results
@@ -109,7 +109,7 @@ def _layer(unique_id: str, fqns: dict[str, list[str]]) -> str | None:
     return FOLDER_LAYERS.get(fqn[1]) if len(fqn) > 2 else None
 
 
-def _build_layers(result: PassResult, *, built: bool) -> None:
+def _build_layers(result: PassResult, target_dir: Path, *, built: bool) -> None:
     """Node seconds and rows written per layer, from dbt's run_results and manifest (all zero
     when the build was skipped)."""
     result.layers = dict.fromkeys(LAYERS, 0.0)
@@ -117,9 +117,9 @@ def _build_layers(result: PassResult, *, built: bool) -> None:
         result.rows[layer] = 0
     if not built:
         return
-    manifest = json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((target_dir / "manifest.json").read_text())
     fqns = {uid: node.get("fqn", []) for uid, node in manifest.get("nodes", {}).items()}
-    for node in read_run_results():
+    for node in read_run_results(target_dir):
         layer = _layer(node.unique_id, fqns)
         if layer is None:
             continue
@@ -163,7 +163,7 @@ def _run_pass(
             result.rows["ingest"] = outcome.loaded_rows  # type: ignore[attr-defined]
         if name == "build":
             built = bool(outcome)
-    _build_layers(result, built=built)
+    _build_layers(result, settings.dbt_target_dir, built=built)
     return result
 
 

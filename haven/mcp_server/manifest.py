@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from haven.errors import HavenError
-from haven.settings import PROJECT_DIR
-
-MANIFEST = PROJECT_DIR / "target" / "manifest.json"
+from haven.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -71,8 +69,10 @@ def _load(path: Path, modified: float) -> Manifest:
     return Manifest(nodes, document.get("parent_map", {}), document.get("child_map", {}))
 
 
-def load(path: Path = MANIFEST) -> Manifest:
-    """The manifest as dbt last wrote it (re-read when the file changes)."""
+def load(path: Path | None = None) -> Manifest:
+    """The manifest as dbt last wrote it (re-read when the file changes); by default the one in
+    dbt's target directory."""
+    path = path or get_settings().dbt_target_dir / "manifest.json"
     if not path.exists():
         raise HavenError("There is no dbt manifest yet; run `haven build` (or `haven run`) first.")
     return _load(path, path.stat().st_mtime)

@@ -36,6 +36,7 @@ def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "DBT_TARGET": settings.dbt_target,
         "DBT_PROFILES_DIR": str(PROJECT_DIR),
         "DBT_PROJECT_DIR": str(PROJECT_DIR),
+        "DBT_TARGET_PATH": str(settings.dbt_target_dir),
     }
 
 
@@ -204,7 +205,7 @@ class SourceFreshness:
     error_after_seconds: float | None = None
 
 
-def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[ArtifactResult]:
+def read_run_results(target_dir: Path) -> list[ArtifactResult]:
     """The last dbt command's results, parsed with dbt-artifacts-parser."""
     from dbt_artifacts_parser.parser import parse_run_results
 
@@ -233,7 +234,7 @@ def read_run_results(target_dir: Path = PROJECT_DIR / "target") -> list[Artifact
     return rows
 
 
-def tested_models(target_dir: Path = PROJECT_DIR / "target") -> dict[str, str]:
+def tested_models(target_dir: Path) -> dict[str, str]:
     """Node id → the name of the model (or source table) it builds or tests, from the manifest:
     a data test's attached node, a unit test's model, a model itself. Tests over several models
     (the project-wide singular tests) have no entry."""
@@ -270,8 +271,8 @@ def _threshold_seconds(threshold: object) -> float | None:
     return float(count) * _PERIOD_SECONDS[period]
 
 
-def read_source_freshness(target_dir: Path = PROJECT_DIR / "target") -> list[SourceFreshness]:
-    """``dbt source freshness`` results (``target/sources.json``), parsed with dbt-artifacts-parser."""
+def read_source_freshness(target_dir: Path) -> list[SourceFreshness]:
+    """``dbt source freshness`` results (``sources.json``), parsed with dbt-artifacts-parser."""
     from dbt_artifacts_parser.parser import parse_sources
 
     path = target_dir / "sources.json"

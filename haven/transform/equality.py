@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from haven.errors import HavenError
-from haven.settings import PROJECT_DIR, Settings
+from haven.settings import Settings
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import Endpoints
 from haven.warehouse.fingerprint import Fingerprint, table_fingerprint
@@ -175,7 +175,7 @@ def differences_from_full_rebuild(
     copy_raw(endpoints, reference)
     environment = dbt_environment(settings, endpoints)
     environment["HAVEN_DBT_DATABASE"] = reference
-    environment["DBT_TARGET_PATH"] = str(PROJECT_DIR / "target" / reference)
+    environment["DBT_TARGET_PATH"] = str(settings.dbt_target_dir / reference)
     outcome = run_dbt(
         dbt_args("build", full_refresh=True, variables={"snapshot_whole_table": True}),
         environment,

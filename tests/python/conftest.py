@@ -1,5 +1,6 @@
-"""Shared fixtures: one embedded PostgreSQL for the whole test session, in a temporary home, and
-one warehouse + source database pair per test module so modules never disturb each other."""
+"""Shared fixtures: one embedded PostgreSQL for the whole test session (of each test process), in
+a temporary home, and one warehouse + source database pair per test module so modules never
+disturb each other."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from haven.warehouse.endpoints import Endpoints, embedded_server, up
 from haven.warehouse.spark import local_cluster
 
 HAVEN = str(Path(sys.executable).parent / "haven")
+
+if WORKER := os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the modules on several processes (pytest-xdist); every dbt call writes
+    # its target directory (manifest, run results, partial parse) and logs/dbt.log, so each
+    # process gets its own, through dbt's own variables (haven reads DBT_TARGET_PATH too)
+    os.environ["DBT_TARGET_PATH"] = str(PROJECT_DIR / "target" / WORKER)
+    os.environ["DBT_LOG_PATH"] = str(PROJECT_DIR / "logs" / WORKER)
 
 
 @pytest.fixture(scope="session")

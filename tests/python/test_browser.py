@@ -266,11 +266,9 @@ def test_dashboard_draws_every_panel_readably_at_1400_and_800_px(
 
 
 def test_docs_site_shows_the_models(module_env: tuple[Settings, Endpoints], browser: Any) -> None:
-    from haven.settings import PROJECT_DIR
-
     settings, endpoints = module_env
     generate(settings, endpoints)
-    server = make_server(PROJECT_DIR / "target", 0)
+    server = make_server(settings.dbt_target_dir, 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from haven.settings import PROJECT_DIR, Settings
+from haven.settings import Settings
 from haven.source import simulator
 from haven.transform.dbt import (
     DbtOutcome,
@@ -96,9 +96,12 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
             f"after tick {day}"
         )
         # the rebuild's artifacts are its own: target/ still holds the incremental build's
-        results = {result.unique_id: result.rows_affected for result in read_run_results()}
+        results = {
+            result.unique_id: result.rows_affected
+            for result in read_run_results(settings.dbt_target_dir)
+        }
         assert results["model.clutter_haven.fct_orders"] == inserted["fct_orders"]
-        assert (PROJECT_DIR / "target" / REFERENCE / "run_results.json").exists()
+        assert (settings.dbt_target_dir / REFERENCE / "run_results.json").exists()
         # the incremental build rewrote the orders that changed, not all of them
         with psycopg.connect(endpoints.warehouse_url) as conn:
             orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]

@@ -40,7 +40,7 @@ def warehouse(haven_home: Path) -> tuple[Settings, Endpoints, dict[str, str]]:
     run = history.RunRecord(
         started_at=datetime.now(UTC), status="completed", ingest=report, wall_seconds=1.0
     )
-    run.dbt_results["build"] = read_run_results()
+    run.dbt_results["build"] = read_run_results(settings.dbt_target_dir)
     run.reconciliation = reconcile_endpoints(endpoints, "public")
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
         history.record(conn, run)

@@ -333,7 +333,8 @@ def test_the_whole_project_builds_the_same_tables_on_both_engines(spark_home: Pa
     status = json.loads(run_haven("status", "--json", home=spark_home).stdout)
     assert status["runs"][0]["engine"] == "spark" and status["runs"][0]["tests_failed"] == 0
     assert status["runs"][0]["tests_passed"] > 100, "the data tests ran on Spark"
-    unit_tests = json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())["unit_tests"]
+    manifest = Settings(home=spark_home).dbt_target_dir / "manifest.json"
+    unit_tests = json.loads(manifest.read_text())["unit_tests"]
     with psycopg.connect(warehouse_up(Settings(home=spark_home)).warehouse_url) as conn:
         recorded = conn.execute(
             "select unique_id, status from ops.dbt_results"

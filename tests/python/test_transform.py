@@ -273,7 +273,7 @@ def test_docs_generate(warehouse) -> None:
     settings, endpoints, _ = warehouse
     outcome = run_dbt(["docs", *dbt_args("generate")], dbt_environment(settings, endpoints))
     assert outcome.success
-    catalog = (PROJECT_DIR / "target" / "catalog.json").read_text()
+    catalog = (settings.dbt_target_dir / "catalog.json").read_text()
     assert "fct_orders" in catalog and "customer_features" in catalog
 
 
