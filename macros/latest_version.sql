@@ -19,11 +19,20 @@
 {%- endmacro %}
 
 {% macro spark__latest_version(relation, key, newest_first) -%}
-    {#- The same rows as an anti-join; Spark compares the versions as structs. -#}
-    select candidate.* from {{ relation }} as candidate
-    left anti join {{ relation }} as newer
-        on
-            newer.{{ key }} = candidate.{{ key }}
-            and struct(newer.{{ newest_first | join(', newer.') }})
-            > struct(candidate.{{ newest_first | join(', candidate.') }})
+    {#- The same rows, ranked in one pass: rank() keeps every version no other version of its
+        key is newer than, as the anti-join does. The anti-join read `relation` twice, and on
+        Spark that is a second pass over the lake's log at every read of a base view (about
+        0.4 s of a 1.1 s read at SF 0.01). Adds the column dbt_newest_rank (always 1); the base
+        models select their columns by name. A filter on the key still reaches the log: Spark
+        pushes it below a window partitioned by the key. -#}
+    select * from (
+        select
+            *,
+            rank() over (
+                partition by {{ key }}
+                order by {{ newest_first | join(' desc, ') }} desc
+            ) as dbt_newest_rank
+        from {{ relation }}
+    ) as ranked
+    where dbt_newest_rank = 1
 {%- endmacro %}
