@@ -1,13 +1,17 @@
-"""Pure pieces of the dbt runner: the command line and the HMAC pads (no warehouse needed)."""
+"""Pure pieces of the dbt runner: the command line, where dbt's artifacts are read and the HMAC
+pads (no warehouse needed)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from pathlib import Path
 
 import pytest
 
-from haven.settings import PROJECT_DIR
+from haven.mcp_server import manifest
+from haven.settings import PROJECT_DIR, Settings, get_settings
 from haven.transform.dbt import dbt_args
 from haven.warehouse.pii import hmac_pads
 
@@ -29,6 +33,26 @@ def test_dbt_args_builds_the_command_line() -> None:
     assert "--exclude" not in dbt_args("build")
     cautious = dbt_args("build", select="+resource_type:snapshot", indirect_selection="cautious")
     assert cautious[cautious.index("--indirect-selection") + 1] == "cautious"
+
+
+def test_dbt_artifacts_are_read_where_dbt_target_path_puts_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DBT_TARGET_PATH, as dbt reads it (relative to the project), is where haven reads the
+    manifest and run results; unset, target/."""
+    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+    assert Settings().dbt_target_dir == PROJECT_DIR / "target"
+    monkeypatch.setenv("DBT_TARGET_PATH", "target/elsewhere")
+    assert Settings().dbt_target_dir == PROJECT_DIR / "target" / "elsewhere"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+    node = {"resource_type": "model", "name": "only_here"}
+    document = {"nodes": {"model.clutter_haven.only_here": node}, "parent_map": {}}
+    (tmp_path / "manifest.json").write_text(json.dumps(document))
+    get_settings.cache_clear()
+    try:
+        assert manifest.load().find("only_here") == "model.clutter_haven.only_here"
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(
