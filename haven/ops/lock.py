@@ -23,8 +23,10 @@ class RunInProgress(HavenError):
 
 @contextlib.contextmanager
 def exclusive_run(warehouse_url: str) -> Iterator[None]:
-    """Hold the elt lock for the duration, or fail at once if another run holds it."""
-    with connect(warehouse_url, purpose="warehouse") as conn:
+    """Hold the elt lock for the duration, or fail at once if another run holds it. The lock's
+    connection is the run's first and is tried three times: the tasks retry a dropped
+    connection, and a run must not fail before them on one (as the fault benchmark showed)."""
+    with connect(warehouse_url, purpose="warehouse", attempts=3) as conn:
         acquired = conn.execute(
             "select pg_try_advisory_lock(hashtext(%s))", (LOCK_NAME,)
         ).fetchone()

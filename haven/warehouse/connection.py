@@ -6,17 +6,28 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from haven.errors import HavenError
 
 
-def connect(url: str, *, purpose: str, autocommit: bool = True) -> psycopg.Connection:
+def connect(
+    url: str, *, purpose: str, autocommit: bool = True, attempts: int = 1
+) -> psycopg.Connection:
     """Open a connection, turning every way it can fail into one sentence naming ``purpose``.
+    With ``attempts`` above 1, a connection the server or the network drops is tried again
+    (after 0.5 s, 1 s, 2 s, ...); a URL that is not valid is not.
 
     The password never appears in the message.
     """
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.5, max=4),
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        reraise=True,
+    )
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        return retrying(psycopg.connect, url, autocommit=autocommit, connect_timeout=10)
     except psycopg.ProgrammingError as error:
         raise HavenError(
             f"The {purpose} URL {redact(url)} is not a valid PostgreSQL URL: {_first_line(error)}."

@@ -88,9 +88,3 @@ def run_haven(
 @pytest.fixture
 def haven() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_haven
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The Spark module first (the suite's longest, a third of its time): `make test` runs the
-    modules on two processes, and the others then run beside it rather than after it."""
-    items.sort(key=lambda item: item.path.name != "test_spark.py")

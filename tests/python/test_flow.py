@@ -1,6 +1,7 @@
 """The elt flow end to end under Prefect's test harness, against the embedded warehouse:
 a clean run records everything, a transient fault is retried, a failing data test is not,
-two runs never overlap, alerts reach a webhook, deployments match prefect.yaml."""
+two runs never overlap (and the lock's connection, dropped, is tried again), alerts reach a
+webhook, deployments match prefect.yaml."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import psycopg
@@ -292,6 +295,27 @@ def test_two_runs_never_overlap(flow_env: Endpoints) -> None:
         pytest.raises(RunInProgress, match="Another elt run is in progress"),
     ):
         module.elt()
+
+
+def test_the_runs_lock_tries_a_dropped_connection_again(flow_env: Endpoints) -> None:
+    """The run's first connection (its lock's) is tried again when the network drops it, as
+    every task's are: a proxy drops connections until it has dropped one, then forwards."""
+    from haven.bench.fault_proxy import FaultProxy, proxied_url
+
+    url = flow_env.role_url(TRANSFORMER)
+    with FaultProxy(urlsplit(url).port or 5432, fault_share=1.0, kinds=("drop",)) as proxy:
+
+        def forward_after_a_drop() -> None:
+            while proxy.stats().dropped == 0:
+                time.sleep(0.01)
+            proxy.set_fault_share(0.0)
+
+        watcher = threading.Thread(target=forward_after_a_drop, daemon=True)
+        watcher.start()
+        with exclusive_run(proxied_url(url, proxy.port)):
+            pass
+        watcher.join(timeout=10)
+        assert proxy.stats().dropped == 1 and proxy.stats().connections == 2
 
 
 class _Recorder(BaseHTTPRequestHandler):
