@@ -107,7 +107,7 @@ def _postgres_run(settings: Settings, endpoints: Endpoints, *, full: bool) -> Pa
         lambda: build_if_changed(settings, endpoints, full_refresh=full, variables=variables),
     )
     _check(outcome, "PostgreSQL")  # type: ignore[arg-type]
-    _build_layers(result, built=outcome is not None)
+    _build_layers(result, settings.dbt_target_dir, built=outcome is not None)
     _timed(result, "reconcile", lambda: reconcile_endpoints(endpoints, settings.source_schema))
     return result
 
@@ -148,7 +148,7 @@ def _spark_run(
                 lambda: spark_build(cluster_settings, endpoints, variables=variables),
             )
         _check(outcome, f"Spark with {workers} worker(s)")  # type: ignore[arg-type]
-        _build_layers(result, built=True)
+        _build_layers(result, cluster_settings.dbt_target_dir, built=True)
         _timed(
             result,
             "reconcile",
