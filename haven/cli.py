@@ -205,8 +205,14 @@ def ingest(
             column, justify="right" if column in {"extracted", "loaded", "hard deletes"} else "left"
         )
     for row in report.tables.values():
-        notes = row.problem or (
-            f"new column(s): {', '.join(row.new_columns)}" if row.new_columns else ""
+        notes = row.problem or "; ".join(
+            note
+            for note in (
+                f"new column(s): {', '.join(row.new_columns)}" if row.new_columns else "",
+                f"{row.kept_deleted:,} deletion mark(s) kept" if row.kept_deleted else "",
+                row.note or "",
+            )
+            if note
         )
         table.add_row(
             row.table,

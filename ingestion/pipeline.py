@@ -32,9 +32,11 @@ from ingestion.app.helpers import (  # noqa: E402
     TablePlan,
     analyze_raw,
     detect_deletes,
+    hold_deletions,
     index_raw,
     loaded_versions,
     preflight,
+    restore_deletions,
 )
 from ingestion.app.settings import TABLES, TableSpec  # noqa: E402
 
@@ -59,6 +61,10 @@ class TableReport:
     extracted: int = 0
     loaded: int = 0
     deleted: int = 0
+    kept_deleted: int = 0
+    """Deletion marks a full refresh carried over into the reloaded table."""
+    note: str | None = None
+    """Something the user should know that did not stop the table's load."""
     new_columns: list[str] = field(default_factory=list)
     problem: str | None = None
 
@@ -106,7 +112,9 @@ def ingest(
     """Load every table whose preflight passes; tables with a problem are reported, not loaded.
 
     ``full_refresh`` drops the raw tables and the incremental state first and reloads everything
-    (after the source was regenerated, for example).
+    (after the source was regenerated, for example). It keeps every deletion: keys gone from the
+    source are marked first, and every marked row is held aside and put back after the reload,
+    so the models still learn of deletions they have not seen (``reset``).
     """
     started = time.perf_counter()
     load_started = datetime.now(UTC)
@@ -117,8 +125,11 @@ def ingest(
         simulator.require_created(endpoints)
     recovered = None
     if full_refresh:
-        progress("dropping raw_app and the incremental state")
-        dlt_pipeline = reset(settings, endpoints)
+        progress("keeping raw_app's deletions, dropping raw_app and the incremental state")
+        dlt_pipeline, notes = reset(settings, endpoints, load_started)
+        for table, note in notes.items():
+            if table in reports:
+                reports[table].note = note
     else:
         progress("looking for an interrupted ingest")
         dlt_pipeline = pipeline(settings, endpoints)
@@ -206,6 +217,9 @@ def ingest(
     ):
         for plan in plans:
             if plan.problem is None and plan.spec.mutable:
+                reports[plan.spec.name].kept_deleted = restore_deletions(
+                    warehouse, plan.spec, plan.key
+                )
                 _detect_deletes(source, warehouse, settings, plan, load_started, reports)
             if plan.problem is None:
                 index_raw(warehouse, plan.spec, plan.key)
@@ -326,28 +340,56 @@ def _detect_deletes(
         ].problem = f"hard-delete detection for {plan.spec.name} failed: {_root_cause(error)}"
 
 
-def reset(settings: Settings, endpoints: Endpoints) -> dlt.Pipeline:
-    """Forget everything loaded: every table in raw_app (dlt's state table included, or the next
-    run would restore the incremental cursors from it), then dlt's local working state. Returns
-    the fresh, empty pipeline.
+def reset(
+    settings: Settings, endpoints: Endpoints, marked_at: datetime
+) -> tuple[dlt.Pipeline, dict[str, str]]:
+    """Forget everything loaded but the deletions: every table in raw_app (dlt's state table
+    included, or the next run would restore the incremental cursors from it), then dlt's local
+    working state. Returns the fresh, empty pipeline, and a note per table whose new deletes
+    could not be looked for.
 
-    Raw goes first, in one transaction: if this is killed half way, raw is either whole or empty,
-    and a table missing from raw is always loaded from its beginning (``forget_cursors``)."""
+    A deletion lives only in raw (the source no longer has the row), and the models learn of it
+    from raw's mark; a reload of the source's live rows would lose it. So keys gone from the
+    source since the last ingest are marked first (at ``marked_at``), and every marked row is
+    held in ``raw_app_tombstones`` in the transaction that drops raw: if this is killed half way,
+    raw is either whole, or gone with its deletions held. The ingest that loads a table again
+    puts them back (``restore_deletions``), and a table missing from raw is always loaded from
+    its beginning (``forget_cursors``)."""
     with (
+        connect(endpoints.source_url, purpose="source database") as source,
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
-        warehouse.transaction(),
     ):
-        tables = warehouse.execute(
-            "select schemaname, tablename from pg_tables where schemaname in (%s, %s)",
-            (DATASET, f"{DATASET}_staging"),
-        ).fetchall()
-        for schema, table in tables:
-            warehouse.execute(
-                sql.SQL("drop table {}.{} cascade").format(
-                    sql.Identifier(schema), sql.Identifier(table)
+        keys, notes = {}, {}
+        for spec in TABLES:
+            if not spec.mutable:
+                continue
+            plan = preflight(source, warehouse, settings.source_schema, spec, against_raw=False)
+            keys[spec.name] = plan.key or spec.primary_key
+            if plan.problem is None:
+                try:
+                    detect_deletes(
+                        source, warehouse, settings.source_schema, spec, plan.key, marked_at
+                    )
+                except psycopg.Error as error:  # a key whose type changed: keep what is marked
+                    notes[spec.name] = (
+                        "deletes since the last ingest were not looked for before the full"
+                        f" refresh ({_root_cause(error)}); earlier deletion marks were kept"
+                    )
+        with warehouse.transaction():
+            for spec in TABLES:
+                if spec.mutable:
+                    hold_deletions(warehouse, spec, keys[spec.name])
+            tables = warehouse.execute(
+                "select schemaname, tablename from pg_tables where schemaname in (%s, %s)",
+                (DATASET, f"{DATASET}_staging"),
+            ).fetchall()
+            for schema, table in tables:
+                warehouse.execute(
+                    sql.SQL("drop table {}.{} cascade").format(
+                        sql.Identifier(schema), sql.Identifier(table)
+                    )
                 )
-            )
-    return pipeline(settings, endpoints).drop()
+    return pipeline(settings, endpoints).drop(), notes
 
 
 def _root_cause(error: BaseException) -> str:

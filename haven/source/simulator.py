@@ -239,6 +239,18 @@ def source_state(endpoints: Endpoints) -> SourceState:
         return state(conn)
 
 
+def deletions(endpoints: Endpoints) -> dict[str, set[int]]:
+    """The simulator's own record of the rows its ticks hard-deleted, per table: what the tests
+    check raw's deletion marks and the histories against (never the pipeline's output)."""
+    with connect(endpoints.source_admin_url, purpose="source database") as conn:
+        if conn.execute("select to_regclass('sim.deletions')").fetchone() == (None,):
+            return {}
+        record: dict[str, set[int]] = {}
+        for table, row_id in conn.execute("select table_name, row_id from sim.deletions"):
+            record.setdefault(table, set()).add(int(row_id))
+        return record
+
+
 # -- internals ----------------------------------------------------------------------------------
 
 

@@ -36,8 +36,11 @@ revoke create on schema public from public;
 -- the loader owns what dlt writes: the dataset and dlt's staging dataset for merges
 create schema if not exists raw_app authorization haven_loader;
 create schema if not exists raw_app_staging authorization haven_loader;
+-- and where a full refresh keeps raw's deleted rows while raw is loaded again
+create schema if not exists raw_app_tombstones authorization haven_loader;
 alter schema raw_app owner to haven_loader;
 alter schema raw_app_staging owner to haven_loader;
+alter schema raw_app_tombstones owner to haven_loader;
 
 -- the transformer owns every schema dbt builds
 create schema if not exists staging authorization haven_transformer;

@@ -15,7 +15,7 @@ from psycopg import sql
 from sqlalchemy import Integer, SmallInteger
 from sqlalchemy.types import TypeEngine
 
-from ingestion.app.settings import DELETED_AT, TableSpec
+from ingestion.app.settings import DELETED_AT, TOMBSTONES, TableSpec
 
 TYPE_FAMILIES = {
     "smallint": "integer",
@@ -244,11 +244,7 @@ def detect_deletes(
     types = column_types(warehouse, "raw_app", spec.name, key)
     if not types:
         return 0  # nothing landed yet (an empty source table), so nothing can have gone
-    warehouse.execute(
-        sql.SQL("alter table {} add column if not exists {} timestamptz").format(
-            raw, sql.Identifier(DELETED_AT)
-        )
-    )
+    add_deletion_mark(warehouse, spec)
     cast = [sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(types[name])) for name in key]
     as_text = sql.SQL(" || '|' || ").join(sql.SQL("({})::text").format(part) for part in cast)
     source_print = source.execute(key_fingerprint_sql(as_text, source_relation)).fetchone()
@@ -291,6 +287,121 @@ def detect_deletes(
             (load_started,),
         )
         return marked.rowcount
+
+
+def add_deletion_mark(warehouse: psycopg.Connection, spec: TableSpec) -> None:
+    """Give raw_app.<table> its deletion mark column (dlt never creates it)."""
+    warehouse.execute(
+        sql.SQL("alter table raw_app.{} add column if not exists {} timestamptz").format(
+            sql.Identifier(spec.name), sql.Identifier(DELETED_AT)
+        )
+    )
+
+
+def hold_deletions(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ...]) -> int:
+    """Before a full refresh drops raw_app.<table>: copy its deleted keys' rows (marked deleted,
+    no live row with the key) into ``raw_app_tombstones.<table>``, where they wait until the
+    table is loaded again (``restore_deletions``). Keys an earlier, interrupted refresh already
+    holds keep their held row. Returns how many rows were newly held. Run it in the transaction
+    that drops the table: raw is then either whole, or gone with its deletions held."""
+    present = column_types(warehouse, "raw_app", spec.name, (*key, DELETED_AT))
+    if DELETED_AT not in present or not all(name in present for name in key):
+        return 0  # never checked for deletes, or the key is not in raw: nothing to keep
+    raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
+    held = sql.SQL("{}.{}").format(sql.Identifier(TOMBSTONES), sql.Identifier(spec.name))
+    if not column_types(warehouse, TOMBSTONES, spec.name, key):
+        warehouse.execute(sql.SQL("create table {} (like {})").format(held, raw))
+    columns = _shared_columns(warehouse, ("raw_app", spec.name), (TOMBSTONES, spec.name))
+    inserted = warehouse.execute(
+        sql.SQL(
+            "insert into {held} ({columns}) select {columns} from {raw} as r"
+            " where r.{deleted} is not null"
+            " and not exists (select from {raw} as l where l.{deleted} is null and {same_l})"
+            " and not exists (select from {held} as h where {same_h})"
+        ).format(
+            held=held,
+            raw=raw,
+            columns=sql.SQL(", ").join(sql.Identifier(name) for name in columns),
+            deleted=sql.Identifier(DELETED_AT),
+            same_l=_same_key(key, "l", "r"),
+            same_h=_same_key(key, "h", "r"),
+        )
+    )
+    return inserted.rowcount
+
+
+def restore_deletions(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ...]) -> int:
+    """After raw_app.<table> was loaded again: the rows a full refresh held (``hold_deletions``)
+    go back into it, except for keys it holds again (the application reused or restored them),
+    and the holding table is dropped, in one transaction. Columns go by name, cast to raw's
+    types; a column raw gained since is NULL in them (its NOT NULL, if dlt declared one, is
+    dropped: a deleted row has no value for it). Returns how many rows came back."""
+    held = sql.SQL("{}.{}").format(sql.Identifier(TOMBSTONES), sql.Identifier(spec.name))
+    if not column_types(warehouse, TOMBSTONES, spec.name, key):
+        return 0
+    if len(column_types(warehouse, "raw_app", spec.name, key)) < len(key):
+        return 0  # the table has not landed again yet: keep holding
+    raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
+    with warehouse.transaction():
+        add_deletion_mark(warehouse, spec)
+        columns = _shared_columns(warehouse, ("raw_app", spec.name), (TOMBSTONES, spec.name))
+        for name in _not_null_columns(warehouse, spec.name):
+            if name not in columns:
+                warehouse.execute(
+                    sql.SQL("alter table {} alter column {} drop not null").format(
+                        raw, sql.Identifier(name)
+                    )
+                )
+        types = column_types(warehouse, "raw_app", spec.name, tuple(columns))
+        restored = warehouse.execute(
+            sql.SQL(
+                "insert into {raw} ({columns}) select {casts} from {held} as h"
+                " where not exists (select from {raw} as r where {same})"
+            ).format(
+                raw=raw,
+                held=held,
+                columns=sql.SQL(", ").join(sql.Identifier(name) for name in columns),
+                casts=sql.SQL(", ").join(
+                    sql.SQL("h.{}::{}").format(sql.Identifier(name), sql.SQL(types[name]))
+                    for name in columns
+                ),
+                same=_same_key(key, "r", "h"),
+            )
+        ).rowcount
+        warehouse.execute(sql.SQL("drop table {}").format(held))
+    return restored
+
+
+def _shared_columns(
+    warehouse: psycopg.Connection, first: tuple[str, str], second: tuple[str, str]
+) -> list[str]:
+    """The columns two tables both have, in the first table's order."""
+    rows = warehouse.execute(
+        "select a.column_name from information_schema.columns as a"
+        " join information_schema.columns as b on b.column_name = a.column_name"
+        " and b.table_schema = %s and b.table_name = %s"
+        " where a.table_schema = %s and a.table_name = %s order by a.ordinal_position",
+        (*second, *first),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _not_null_columns(warehouse: psycopg.Connection, table: str) -> list[str]:
+    rows = warehouse.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = 'raw_app' and table_name = %s and is_nullable = 'NO'",
+        (table,),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _same_key(key: tuple[str, ...], left: str, right: str) -> sql.Composed:
+    return sql.SQL(" and ").join(
+        sql.SQL("{}.{} = {}.{}").format(
+            sql.Identifier(left), sql.Identifier(name), sql.Identifier(right), sql.Identifier(name)
+        )
+        for name in key
+    )
 
 
 def index_raw(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[str, ...]) -> None:

@@ -39,3 +39,7 @@ TABLES: tuple[TableSpec, ...] = (
 
 DELETED_AT = "_haven_deleted_at"
 """Set on a raw row when its key disappears from the source (a hard delete); never cleared."""
+
+TOMBSTONES = "raw_app_tombstones"
+"""Where a full refresh keeps raw's deleted rows while raw is dropped and loaded again: the
+deletions survive the refresh (``ingestion.app.helpers.hold_deletions``)."""

@@ -22,8 +22,9 @@ from haven.transform.dbt import (
 )
 from haven.transform.equality import create_reference, differences_from_full_rebuild
 from haven.warehouse.endpoints import Endpoints, up
-from ingestion.pipeline import ingest
-from tests.python.conftest import settings_for
+from ingestion.pipeline import PIPELINE_NAME, ingest
+from tests.python.conftest import haven_environment, settings_for
+from tests.python.test_ingest_recovery import PHASES, kill_at
 
 REFERENCE = "incremental_reference"
 TICKS = 4
@@ -106,6 +107,85 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
         with psycopg.connect(endpoints.warehouse_url) as conn:
             orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]
         assert 0 < inserted["fct_orders"] < orders / 2
+
+
+HISTORIES = {
+    "customers": ("snp_customers", "customer_id"),
+    "listings": ("snp_listings", "listing_id"),
+}
+
+
+def assert_histories_record_each_deletion_once(endpoints: Endpoints) -> None:
+    """Each history closes every key the simulator deleted (its own record, not the pipeline's
+    output) with exactly one deletion version, the current one; any other key whose current
+    version is a deletion is one quarantine holds. Deleted categories leave staging."""
+    deleted = simulator.deletions(endpoints)
+    assert deleted.get("categories") and deleted.get("listings"), deleted
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        quarantined = {
+            (table, int(key))
+            for table, key in conn.execute(
+                "select source_table, source_key from quarantine.quarantined_rows"
+            )
+        }
+        for table, (history, key) in HISTORIES.items():
+            rows = conn.execute(
+                f"select {key}, count(*) filter (where dbt_is_deleted = 'True'),"
+                " bool_or(dbt_is_deleted = 'True' and dbt_valid_to is null),"
+                " count(*) filter (where dbt_valid_to is null)"
+                f" from snapshots.{history} group by {key}"
+            ).fetchall()
+            recorded = {row[0] for row in rows}
+            expected = deleted.get(table, set()) & recorded
+            closed = {k for k, deletions, current, open_ in rows if current and open_ == 1}
+            once = {k for k, deletions, *_ in rows if deletions == 1}
+            assert expected <= closed & once, (
+                f"{history}: deletions not recorded once: {sorted(expected - (closed & once))[:5]}"
+            )
+            others = {k for k in closed - expected if (table, k) not in quarantined}
+            assert not others, (
+                f"{history}: closed keys the source did not delete: {sorted(others)[:5]}"
+            )
+        staged = {
+            row[0] for row in conn.execute("select category_id from staging.stg_app__categories")
+        }
+        assert not staged & deleted["categories"], "staging keeps deleted categories"
+
+
+def test_a_full_refresh_of_raw_keeps_the_deletions_the_warehouse_has_not_seen(warehouse) -> None:
+    """A tick that hard-deletes (listings, customers, categories), then raw replaced from the
+    source: the deletions it had not seen survive as marks, and the next incremental run closes
+    each history once and equals a full rebuild. Then again with the refresh killed while it
+    loads, and a plain ingest after it."""
+    settings, endpoints = warehouse
+    simulator.tick(endpoints, days=2)
+    report = ingest(settings, endpoints, full_refresh=True)
+    assert not report.failed
+    assert sum(row.kept_deleted for row in report.tables.values()) > 0
+    build(settings, endpoints)
+    assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
+    assert_histories_record_each_deletion_once(endpoints)
+
+    env = haven_environment(
+        {
+            "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+            "HAVEN_SOURCE_DATABASE": settings.source_database,
+        },
+        settings.home,
+    )
+    for _attempt in range(5):
+        simulator.tick(endpoints, days=2)
+        if kill_at(
+            PHASES["during load"], settings.dlt_dir / PIPELINE_NAME, ["--full-refresh"], env
+        ):
+            break
+        assert not ingest(settings, endpoints).failed  # it finished first: tick and try again
+    else:
+        pytest.fail("haven ingest --full-refresh was never caught while loading")
+    assert not ingest(settings, endpoints).failed
+    build(settings, endpoints)
+    assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
+    assert_histories_record_each_deletion_once(endpoints)
 
 
 def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:

@@ -83,7 +83,7 @@ PHASES: dict[str, Callable[[Path], bool]] = {
 }
 
 
-def _kill_at(phase: Callable[[Path], bool], dlt_dir: Path, args: list[str], env: dict) -> bool:
+def kill_at(phase: Callable[[Path], bool], dlt_dir: Path, args: list[str], env: dict) -> bool:
     """Run ``haven ingest`` and SIGKILL it as soon as ``phase`` holds; True when the frozen
     directories show the process really died in that phase."""
     process = subprocess.Popen(
@@ -130,9 +130,10 @@ def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str,
     env = haven_environment(databases, haven_home)
     args = ["--full-refresh"] if mode == "full refresh" else []
     for _attempt in range(5):
-        if mode == "incremental":
-            simulator.tick(endpoints, days=2)
-        if _kill_at(PHASES[phase], settings.dlt_dir / PIPELINE_NAME, args, env):
+        # hard deletes raw has not seen yet: the full refresh must keep them too
+        simulator.tick(endpoints, days=2)
+        landed = raw_keys(endpoints.warehouse_url)
+        if kill_at(PHASES[phase], settings.dlt_dir / PIPELINE_NAME, args, env):
             break
         # the process finished or moved past the phase before the signal landed: try again
         assert not ingest(settings, endpoints).failed
@@ -146,9 +147,48 @@ def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str,
         assert "recovered an interrupted ingest" in rerun.stdout + rerun.stderr
     _assert_no_duplicate_live_keys(endpoints.warehouse_url)
     assert_raw_equals_source(endpoints)
+    assert_raw_marks_every_deletion(endpoints, landed)
     again = ingest(settings, endpoints)
     assert again.recovered is None
     assert again.loaded_rows == 0, {t: r.loaded for t, r in again.tables.items() if r.loaded}
+
+
+def raw_keys(warehouse_url: str) -> dict[str, set[int]]:
+    """Every key raw holds, live or marked deleted, per mutable table (none for a table not
+    landed, or dropped by a full refresh that was killed)."""
+    keys: dict[str, set[int]] = {}
+    with psycopg.connect(warehouse_url) as raw:
+        for spec in TABLES:
+            if (
+                spec.mutable
+                and raw.execute(
+                    "select to_regclass(%s) is not null", (f"raw_app.{spec.name}",)
+                ).fetchone()[0]
+            ):
+                keys[spec.name] = {
+                    row[0] for row in raw.execute(f"select id from raw_app.{spec.name}")
+                }
+    return keys
+
+
+def assert_raw_marks_every_deletion(endpoints: Endpoints, landed: dict[str, set[int]]) -> None:
+    """Each row the simulator deleted (its own record) that had ever reached raw (``landed``,
+    taken before the ingest under test) is in raw exactly once, marked deleted."""
+    deleted = simulator.deletions(endpoints)
+    assert deleted, "the ticks deleted rows"
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        for table, keys in deleted.items():
+            expected = keys & landed.get(table, set())
+            rows = raw.execute(
+                f"select id, count(*), count({DELETED_AT}) from raw_app.{table}"
+                " where id = any(%s) group by id",
+                (list(keys),),
+            ).fetchall()
+            marked = {key for key, versions, marks in rows if versions == marks == 1}
+            assert marked >= expected, (
+                f"raw_app.{table} lost the deletion of {sorted(expected - marked)[:5]}"
+            )
+            assert {key for key, *_ in rows} <= keys
 
 
 def simulator_source(settings: Settings) -> Endpoints:

@@ -2,6 +2,15 @@
 -- Parameters: {day} (1, 2, ... since init; mixed into every random stream), {start},
 -- {new_vendors} {new_customers} {new_listings} {new_orders}.
 
+-- the simulator's record of the application's hard deletes (made here too for a simulation
+-- created before the record existed)
+create table if not exists sim.deletions (
+    table_name text not null,
+    row_id bigint not null,
+    deleted_on_day integer not null,
+    primary key (table_name, row_id)
+);
+
 -- sign-ups
 insert into vendors (
     id, display_name, vendor_type, email, phone, street_address, city, postal_code, country_code,
@@ -296,11 +305,16 @@ update listings
 set status = 'withdrawn', updated_at = timestamptz '{start}' + interval '1 day' * sim.u(208 + {day} * 1000, id)
 where status = 'active' and sim.u(209 + {day} * 1000, id) < 0.003;
 
-delete from listings as l
-where l.status = 'withdrawn'
-    and sim.u(210 + {day} * 1000, l.id) < 0.05
-    and not exists (select from order_items as i where i.listing_id = l.id)
-    and not exists (select from sim.defects as d where d.table_name = 'listings' and d.row_id = l.id);
+with deleted as (
+    delete from listings as l
+    where l.status = 'withdrawn'
+        and sim.u(210 + {day} * 1000, l.id) < 0.05
+        and not exists (select from order_items as i where i.listing_id = l.id)
+        and not exists (select from sim.defects as d where d.table_name = 'listings' and d.row_id = l.id)
+    returning l.id
+)
+insert into sim.deletions (table_name, row_id, deleted_on_day)
+select 'listings', id, {day} from deleted;
 
 -- customers move and change their email; vendors renegotiate commission
 update customers
@@ -338,15 +352,25 @@ select
     timestamptz '{start}' + interval '1 day' * sim.u(241 + {day} * 1000, b.base + 1)
 from (select max(id) as base from categories) as b;
 
-delete from categories as c
-where c.slug like 'seasonal-%'
-    and c.id < (select max(id) from categories)
-    and not exists (select from listings as l where l.category_id = c.id)
-    and not exists (select from categories as k where k.parent_id = c.id);
+with deleted as (
+    delete from categories as c
+    where c.slug like 'seasonal-%'
+        and c.id < (select max(id) from categories)
+        and not exists (select from listings as l where l.category_id = c.id)
+        and not exists (select from categories as k where k.parent_id = c.id)
+    returning c.id
+)
+insert into sim.deletions (table_name, row_id, deleted_on_day)
+select 'categories', id, {day} from deleted;
 
-delete from customers as c
-where c.id < (select max(id) from customers)
-    and sim.u(243 + {day} * 1000, c.id) < 0.002
-    and not exists (select from orders as o where o.customer_id = c.id)
-    and not exists (select from reviews as r where r.customer_id = c.id)
-    and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id);
+with deleted as (
+    delete from customers as c
+    where c.id < (select max(id) from customers)
+        and sim.u(243 + {day} * 1000, c.id) < 0.002
+        and not exists (select from orders as o where o.customer_id = c.id)
+        and not exists (select from reviews as r where r.customer_id = c.id)
+        and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id)
+    returning c.id
+)
+insert into sim.deletions (table_name, row_id, deleted_on_day)
+select 'customers', id, {day} from deleted;
