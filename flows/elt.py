@@ -37,7 +37,12 @@ from haven.ops import alerts, history, report  # noqa: E402
 from haven.ops.cost import RunCost, cpu_seconds, estimate  # noqa: E402
 from haven.ops.docs import generate as generate_docs  # noqa: E402
 from haven.ops.lock import exclusive_run  # noqa: E402
-from haven.ops.reconcile import Reconciliation, reconcile_endpoints  # noqa: E402
+from haven.ops.reconcile import (  # noqa: E402
+    STAGED_TEST,
+    Reconciliation,
+    explain_staged_difference,
+    reconcile_endpoints,
+)
 from haven.transform.changes import build_if_changed  # noqa: E402
 from haven.transform.dbt import (  # noqa: E402
     DbtOutcome,
@@ -147,8 +152,9 @@ def _restart_embedded_warehouse() -> None:
         embedded_server(settings).start()
 
 
-def _check_dbt(outcome: DbtOutcome, step: str) -> None:
-    """A dbt failure is transient when it is about the connection; otherwise it names what failed."""
+def _check_dbt(outcome: DbtOutcome, step: str, explanation: str | None = None) -> None:
+    """A dbt failure is transient when it is about the connection; otherwise it names what failed
+    (and, with ``explanation``, what a failed test found and what to run)."""
     if outcome.success:
         return
     messages = " ".join(
@@ -158,8 +164,18 @@ def _check_dbt(outcome: DbtOutcome, step: str) -> None:
         raise TransientError(f"dbt {step} lost the warehouse connection: {messages[:300]}")
     if outcome.failures:
         names = ", ".join(node.name for node in outcome.failures[:10])
-        raise DataTestFailure(f"dbt {step} failed: {len(outcome.failures)} node(s) failed: {names}")
+        found = f"; {explanation}" if explanation else ""
+        raise DataTestFailure(
+            f"dbt {step} failed: {len(outcome.failures)} node(s) failed: {names}{found}"
+        )
     raise HavenError(f"dbt {step} failed: {outcome.error or 'see logs/dbt.log'}")
+
+
+def _explain(outcome: DbtOutcome, endpoints: Endpoints) -> str | None:
+    """What the failing reconciliation test found, when it failed (on PostgreSQL)."""
+    if any(node.name == STAGED_TEST for node in outcome.failures):
+        return explain_staged_difference(endpoints)
+    return None
 
 
 @task(name="ingest", timeout_seconds=3600, **RETRY)
@@ -207,7 +223,8 @@ def build_step(
             return []
         results = read_run_results(settings.dbt_target_dir)
         _dbt_results["build"] = results
-        _check_dbt(outcome, "build")
+        explanation = _explain(outcome, endpoints) if engine is Engine.postgres else None
+        _check_dbt(outcome, "build", explanation)
         return results
 
 

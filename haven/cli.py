@@ -274,6 +274,7 @@ def build(
     ] = Engine.postgres,
 ) -> None:
     """Run `dbt build` (seeds, models, snapshots, tests) as the transformer role and summarise it."""
+    from haven.ops.reconcile import STAGED_TEST, explain_staged_difference
     from haven.transform.dbt import (
         SPARK_SELECTION,
         build_variables,
@@ -319,6 +320,11 @@ def build(
                 soft_wrap=True,
             )
         names = ", ".join(node.name for node in outcome.failures[:5])
+        if engine is Engine.postgres and STAGED_TEST in {node.name for node in outcome.failures}:
+            raise HavenError(
+                f"dbt build failed: {len(outcome.failures)} node(s) failed ({names}); "
+                f"{explain_staged_difference(endpoints)}."
+            )
         raise HavenError(
             f"dbt build failed: {len(outcome.failures)} node(s) failed ({names}); see the lines above and target/run_results.json."
         )
@@ -497,6 +503,7 @@ def _status_sections(
     data: dict[str, list[dict[str, object]]],
 ) -> list[tuple[str, list[tuple[str, str]], list[list[str]]]]:
     """What ``haven status`` prints: few, short columns, so each table fits 80 columns."""
+    from haven.transform.dbt import node_name
 
     def text(value: object, template: str = "{}") -> str:
         return "" if value is None else template.format(value)
@@ -544,7 +551,7 @@ def _status_sections(
             "failing tests (latest run)",
             [("test", left), ("status", left), ("message", left)],
             [
-                [str(row["unique_id"]).split(".")[-2], str(row["status"]), text(row["message"])]
+                [node_name(str(row["unique_id"])), str(row["status"]), text(row["message"])]
                 for row in data["failing_tests"]
             ],
         ),

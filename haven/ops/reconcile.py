@@ -154,3 +154,34 @@ def reconcile(
             )
         )
     return results
+
+
+STAGED_TEST = "assert_raw_equals_staged_plus_quarantined"
+"""The dbt test that raw's live rows equal the staged plus the quarantined rows, per table."""
+
+
+def explain_staged_difference(endpoints: Endpoints) -> str:
+    """What ``STAGED_TEST`` found, and what to run, as the end of one sentence: per table, how
+    many rows staging plus quarantine hold more or fewer than raw's live rows."""
+    with connect(endpoints.warehouse_url, purpose="warehouse") as warehouse:
+        scalar = _postgres_scalar(warehouse)
+        found = []
+        for spec in TABLES:
+            live = f" where {DELETED_AT} is null" if spec.mutable else ""
+            difference = int(
+                scalar(  # type: ignore[call-overload]
+                    f"select (select count(*) from staging.stg_app__{spec.name})"
+                    " + (select count(*) from quarantine.quarantined_rows"
+                    f" where source_table = '{spec.name}')"
+                    f" - (select count(*) from raw_app.{spec.name}{live})"
+                )
+            )
+            if difference:
+                found.append(
+                    f"{spec.name}: {abs(difference):,} {'more' if difference > 0 else 'fewer'}"
+                )
+    what = ", ".join(found) or "no difference now: the build that failed was interrupted"
+    return (
+        f"staging plus quarantine disagree with raw_app's live rows ({what}); run"
+        " `haven run --full-refresh` to rebuild the models from raw_app"
+    )

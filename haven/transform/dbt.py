@@ -205,6 +205,15 @@ class SourceFreshness:
     error_after_seconds: float | None = None
 
 
+def node_name(unique_id: str) -> str:
+    """A node's name from its unique id: ``<type>.<package>.<name>``, a generic test's name
+    followed by a hash, a unit test's by its model (``unit_test.<package>.<model>.<name>``)."""
+    parts = unique_id.split(".")
+    if parts[0] == "unit_test":
+        return parts[-1]
+    return parts[2] if len(parts) > 2 else unique_id
+
+
 def read_run_results(target_dir: Path) -> list[ArtifactResult]:
     """The last dbt command's results, parsed with dbt-artifacts-parser."""
     from dbt_artifacts_parser.parser import parse_run_results

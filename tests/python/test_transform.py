@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from haven.ops.reconcile import STAGED_TEST
 from haven.settings import PROJECT_DIR, Settings
 from haven.source import simulator
 from haven.transform.dbt import DbtOutcome, dbt_args, dbt_environment, run_dbt
@@ -267,6 +268,40 @@ def test_a_failing_test_fails_the_build_and_is_named(warehouse, haven, haven_hom
                 " where item_condition = 'broken'"
             )
         assert build(settings, endpoints, select="stg_app__listings").success
+
+
+def test_a_failed_reconciliation_says_what_it_found_and_what_to_run(
+    warehouse, haven, haven_home
+) -> None:
+    """A staged row raw no longer holds (a ghost, as a full refresh that lost a deletion left
+    them): the build fails naming the table, how many rows more, and the command that repairs."""
+    settings, endpoints, _ = warehouse
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            "create table public.ghost as select * from raw_app.listings where id ="
+            " (select min(listing_id) from staging.stg_app__listings)"
+        )
+        conn.execute("delete from raw_app.listings where id = (select id from public.ghost)")
+    try:
+        result = haven(
+            "build",
+            "--select",
+            STAGED_TEST,
+            home=haven_home,
+            env={
+                "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+                "HAVEN_SOURCE_DATABASE": settings.source_database,
+            },
+        )
+        error = " ".join((result.stdout + result.stderr).split("error:")[-1].split())
+        assert result.returncode == 1, result.stdout
+        assert "(listings: 1 more)" in error and "`haven run --full-refresh`" in error, error
+        assert "Traceback" not in result.stderr
+    finally:
+        with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
+            conn.execute("insert into raw_app.listings select * from public.ghost")
+            conn.execute("drop table public.ghost")
+    assert build(settings, endpoints, select=STAGED_TEST).success
 
 
 def test_docs_generate(warehouse) -> None:

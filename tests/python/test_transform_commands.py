@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from haven.cli import _status_sections
 from haven.mcp_server import manifest
 from haven.settings import PROJECT_DIR, Settings, get_settings
-from haven.transform.dbt import dbt_args
+from haven.transform.dbt import dbt_args, node_name
 from haven.warehouse.pii import hmac_pads
 
 
@@ -66,3 +67,40 @@ def test_hmac_pads_reproduce_pythons_hmac(key: str) -> None:
         bytes.fromhex(outer) + hashlib.sha256(bytes.fromhex(inner) + message).digest()
     )
     assert by_pads.hexdigest() == hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("unique_id", "name"),
+    [
+        (
+            "test.clutter_haven.assert_raw_equals_staged_plus_quarantined",
+            "assert_raw_equals_staged_plus_quarantined",
+        ),
+        (
+            "test.clutter_haven.unique_stg_app__orders_order_id.4f1c2a9e0b",
+            "unique_stg_app__orders_order_id",
+        ),
+        (
+            "unit_test.clutter_haven.stg_app__customers.customers_are_masked",
+            "customers_are_masked",
+        ),
+        ("model.clutter_haven.fct_orders", "fct_orders"),
+    ],
+)
+def test_a_node_is_named_by_its_name_not_its_package(unique_id: str, name: str) -> None:
+    """`haven status` named a failing singular test `clutter_haven` (its package)."""
+    assert node_name(unique_id) == name
+    sections = dict(
+        (title, rows)
+        for title, _, rows in _status_sections(
+            {
+                "runs": [],
+                "freshness": [],
+                "failing_tests": [{"unique_id": unique_id, "status": "fail", "message": "m"}],
+                "quarantine": [],
+                "reconciliation": [],
+                "reconciliation_differences": [],
+            }
+        )
+    )
+    assert sections["failing tests (latest run)"] == [[name, "fail", "m"]]
