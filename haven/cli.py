@@ -16,7 +16,7 @@ from haven.errors import HavenError
 from haven.settings import Engine, Settings, get_settings, setting_problem
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
-from haven.warehouse.connection import redact
+from haven.warehouse.connection import connect, redact
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import ANALYST
 
@@ -147,6 +147,20 @@ def source_init(
         f"source SF {source.scale} seed {source.seed}: {sum(source.rows.values()):,} rows in "
         f"{len(source.rows)} tables, {verb}; clock {source.clock:%Y-%m-%d}"
     )
+    if replace and created and _raw_has_landed(endpoints):
+        console.print(
+            "raw_app still holds the previous source: run `haven run --full-refresh` to reload"
+            " it (its deleted keys are kept as deletions; the histories are kept, not rebuilt)."
+        )
+
+
+def _raw_has_landed(endpoints: warehouse.Endpoints) -> bool:
+    """Whether an ingest has landed anything in the warehouse's raw_app."""
+    with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
+        row = conn.execute(
+            "select exists (select from pg_tables where schemaname = 'raw_app')"
+        ).fetchone()
+        return bool(row and row[0])
 
 
 @source_app.command("tick")

@@ -126,7 +126,10 @@ def ingest(
     recovered = None
     if full_refresh:
         progress("keeping raw_app's deletions, dropping raw_app and the incremental state")
-        dlt_pipeline, notes = reset(settings, endpoints, load_started)
+        dlt_pipeline, marked, notes = reset(settings, endpoints, load_started)
+        for table, count in marked.items():
+            if table in reports:
+                reports[table].deleted = count
         for table, note in notes.items():
             if table in reports:
                 reports[table].note = note
@@ -342,11 +345,11 @@ def _detect_deletes(
 
 def reset(
     settings: Settings, endpoints: Endpoints, marked_at: datetime
-) -> tuple[dlt.Pipeline, dict[str, str]]:
+) -> tuple[dlt.Pipeline, dict[str, int], dict[str, str]]:
     """Forget everything loaded but the deletions: every table in raw_app (dlt's state table
     included, or the next run would restore the incremental cursors from it), then dlt's local
-    working state. Returns the fresh, empty pipeline, and a note per table whose new deletes
-    could not be looked for.
+    working state. Returns the fresh, empty pipeline, the deletes newly marked per table, and a
+    note per table whose new deletes could not be looked for.
 
     A deletion lives only in raw (the source no longer has the row), and the models learn of it
     from raw's mark; a reload of the source's live rows would lose it. So keys gone from the
@@ -359,7 +362,7 @@ def reset(
         connect(endpoints.source_url, purpose="source database") as source,
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
     ):
-        keys, notes = {}, {}
+        keys, marked, notes = {}, {}, {}
         for spec in TABLES:
             if not spec.mutable:
                 continue
@@ -367,7 +370,7 @@ def reset(
             keys[spec.name] = plan.key or spec.primary_key
             if plan.problem is None:
                 try:
-                    detect_deletes(
+                    marked[spec.name] = detect_deletes(
                         source, warehouse, settings.source_schema, spec, plan.key, marked_at
                     )
                 except psycopg.Error as error:  # a key whose type changed: keep what is marked
@@ -389,7 +392,7 @@ def reset(
                         sql.Identifier(schema), sql.Identifier(table)
                     )
                 )
-    return pipeline(settings, endpoints).drop(), notes
+    return pipeline(settings, endpoints).drop(), marked, notes
 
 
 def _root_cause(error: BaseException) -> str:

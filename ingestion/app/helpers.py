@@ -168,15 +168,23 @@ def loaded_versions(
     The incremental cursor re-reads ``lag`` before its last value so late commits are not missed;
     rows that come back unchanged are filtered out against these pairs, so a run with no source
     change loads nothing. Keys travel as text so every key type (integers, uuid, text, composite)
-    compares the same way.
+    compares the same way. Only live rows count: a key deleted and then restored in the source
+    with its old ``updated_at`` must load again, and the deleted rows a full refresh kept (of a
+    source since replaced, say) must not move the window.
     """
+    live = (
+        sql.SQL("{} is null").format(sql.Identifier(DELETED_AT))
+        if column_types(warehouse, "raw_app", spec.name, (DELETED_AT,))
+        else sql.SQL("true")
+    )
     query = sql.SQL(
-        "select {keys}, {cursor} from raw_app.{table}"
-        " where {cursor} >= (select max({cursor}) from raw_app.{table}) - %s"
+        "select {keys}, {cursor} from raw_app.{table} where {live}"
+        " and {cursor} >= (select max({cursor}) from raw_app.{table} where {live}) - %s"
     ).format(
         keys=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in key),
         cursor=sql.Identifier(spec.cursor),
         table=sql.Identifier(spec.name),
+        live=live,
     )
     with warehouse.cursor() as cursor:
         rows = cursor.execute(query, (lag,)).fetchall()

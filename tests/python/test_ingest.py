@@ -90,6 +90,34 @@ def test_late_commit_before_the_cursor_is_picked_up(loaded) -> None:
         )
 
 
+def test_a_row_deleted_then_restored_unchanged_is_live_again(loaded) -> None:
+    """An application that undeletes a row (restores it from its own backup, updated_at and
+    all, recent enough to be in the overlap window): the ingest must load it again, not take it
+    for the deleted version raw holds."""
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        (customer,) = source.execute(
+            "select id from customers as c where not exists (select from orders as o"
+            " where o.customer_id = c.id) and not exists (select from reviews as r"
+            " where r.customer_id = c.id) order by updated_at desc limit 1"
+        ).fetchone()
+        source.execute(
+            "create table restored as select * from customers where id = %s", (customer,)
+        )
+        source.execute("delete from customers where id = %s", (customer,))
+    assert ingest(settings, endpoints).tables["customers"].deleted == 1
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("insert into customers select * from restored")
+        source.execute("drop table restored")
+    assert ingest(settings, endpoints).tables["customers"].loaded == 1
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        assert raw.execute(
+            f"select count(*) from raw_app.customers where id = %s and {DELETED_AT} is null",
+            (customer,),
+        ).fetchone() == (1,)
+    assert_raw_equals_source(endpoints)
+
+
 def test_new_column_is_loaded_and_reported(loaded) -> None:
     settings, endpoints, _ = loaded
     with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:

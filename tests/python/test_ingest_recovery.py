@@ -250,3 +250,55 @@ def test_an_append_cursor_ahead_of_raw_loses_nothing(haven_home: Path) -> None:
     assert not ingest(settings, endpoints).failed
     _assert_no_duplicate_live_keys(endpoints.warehouse_url)
     assert_raw_equals_source(endpoints)
+
+
+def test_a_new_source_then_a_full_refresh_keeps_the_old_keys_as_deletions(haven_home: Path):
+    """`haven source init --replace` with a smaller source says to refresh; the full refresh
+    then holds the new source's rows live and every key only the old source had as deleted."""
+    settings = settings_for(haven_home, "replaced")
+    endpoints = simulator_source(settings)
+    simulator.tick(endpoints, days=1)
+    assert not ingest(settings, endpoints).failed
+    old = raw_keys(endpoints.warehouse_url)
+    databases = {
+        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+        "HAVEN_SOURCE_DATABASE": settings.source_database,
+    }
+    replaced = run_haven(
+        "source",
+        "init",
+        "--scale",
+        "0.02",
+        "--seed",
+        "6",
+        "--replace",
+        env=databases,
+        home=haven_home,
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert "haven run --full-refresh" in " ".join((replaced.stdout + replaced.stderr).split())
+    report = ingest(settings, endpoints, full_refresh=True)
+    assert not report.failed
+    assert_raw_equals_source(endpoints)
+    vanished = 0
+    with (
+        psycopg.connect(endpoints.source_admin_url) as source,
+        psycopg.connect(endpoints.warehouse_url) as raw,
+    ):
+        for table, keys in old.items():
+            live = {row[0] for row in source.execute(f"select id from {table}")}
+            gone = keys - live
+            vanished += len(gone)
+            marked = {
+                row[0]
+                for row in raw.execute(
+                    f"select id from raw_app.{table} where {DELETED_AT} is not null"
+                    " group by id having count(*) = 1"
+                )
+            }
+            assert gone <= marked, (
+                f"{table}: old keys not kept as deleted: {sorted(gone - marked)[:5]}"
+            )
+            assert report.tables[table].kept_deleted >= len(gone)
+    assert vanished > 0, "the smaller source lacks some of the old keys"
+    assert ingest(settings, endpoints).loaded_rows == 0
