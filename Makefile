@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup demo test lint format clean browser java
+.PHONY: setup demo test lint format clean browser java postgres
 
 setup: $(VENV)/.synced
 
@@ -41,6 +41,15 @@ browser:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium not installed and not root: the browser tests will be skipped"; fi; }
 
+# The managed-PostgreSQL tests run against a separately installed server: Debian's postgresql
+# package (only its binaries are used; the tests start a throwaway cluster); else they skip.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's postgresql for the managed-PostgreSQL tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "postgresql not installed and not root: the managed-PostgreSQL tests will be skipped"; fi; }
+
 # The Spark engine needs Java 17+; install Debian's when we can (root with apt), else its tests skip.
 java:
 	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || { \
@@ -56,7 +65,7 @@ java:
 TEST_PROCESSES ?= 2
 SPARK_TESTS := tests/python/test_spark.py
 
-test: setup browser java
+test: setup browser java postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(SPARK_TESTS)

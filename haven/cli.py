@@ -19,6 +19,8 @@ from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import connect, redact
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import ANALYST
+from haven.warehouse.readiness import check as check_readiness
+from haven.warehouse.readiness import warehouse_warnings
 
 app = typer.Typer(
     help="Clutter Haven analytics warehouse: embedded PostgreSQL, simulated source, dlt ingestion.",
@@ -68,6 +70,7 @@ def up(
 
         kept = record_kept_runs(settings, endpoints)
         console.print(f"recorded {len(kept)} run(s) that ended while the warehouse was down")
+    readiness = check_readiness(settings, endpoints)
     if as_json:
         print(
             json.dumps(
@@ -80,9 +83,12 @@ def up(
                         if cluster is not None
                         else {}
                     ),
+                    "problems": readiness.problems,
+                    "warnings": readiness.warnings,
                 }
             )
         )
+        _fail_on_problems(readiness.problems)
         return
     kind = "embedded PostgreSQL" if endpoints.embedded else "configured PostgreSQL"
     console.print(f"[green]warehouse[/] ({kind}): {endpoints.warehouse_url}")
@@ -95,6 +101,17 @@ def up(
         console.print(
             f"[green]spark[/]: thrift://{cluster.host}:{cluster.port}{detail}", highlight=False
         )
+    for warning in readiness.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _fail_on_problems(readiness.problems)
+
+
+def _fail_on_problems(problems: list[str]) -> None:
+    """Every gap a run would stop on, one sentence each; the last one ends the command."""
+    for problem in problems[:-1]:
+        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise HavenError(problems[-1])
 
 
 @app.command()
@@ -479,6 +496,7 @@ def status(
     endpoints = warehouse.up(settings)
     with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
         data = collect(conn, runs=runs)
+        data["warnings"] = warehouse_warnings(conn)
     prefect = settings.prefect_api_url or local_server(settings).status().url
     data["prefect"] = {
         "ui_url": ui_url(prefect) if prefect else None,
@@ -510,6 +528,8 @@ def status(
         for row in rows:
             table.add_row(*row)
         out.print(table)
+    for warning in data["warnings"]:
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     out.print("all columns: haven status --json", highlight=False)
 
 

@@ -98,8 +98,13 @@ def apply_roles(endpoints: Endpoints) -> None:
     """Create the platform roles and their grants in the warehouse (``roles.sql``), one
     process at a time: two commands starting together would otherwise update the same role
     rows at once, which PostgreSQL refuses ("tuple concurrently updated")."""
+    from haven.warehouse.readiness import warehouse_role_problem
+
     script = resources.files("haven.warehouse").joinpath("roles.sql").read_text()
     with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
+        problem = warehouse_role_problem(conn)
+        if problem is not None:
+            raise HavenError(problem)
         try:
             # held until the connection closes
             conn.execute("select pg_advisory_lock(hashtext('haven.apply_roles'))")

@@ -7,9 +7,18 @@
 --   haven_ml           reads ml and ops
 --   haven_mcp          reads analytics, ml and ops (the MCP server)
 
+-- Applied by a superuser (the embedded server) or by a managed service's owner role: not a
+-- superuser, but CREATEROLE and the owner of the database. So a role attribute only a superuser
+-- may name (SUPERUSER, REPLICATION, BYPASSRLS: naming them at all needs one) is altered only when
+-- a role has it, and the owner makes itself a member of the roles that own schemas, which
+-- CREATE SCHEMA ... AUTHORIZATION and ALTER DEFAULT PRIVILEGES FOR ROLE need (PostgreSQL 16+:
+-- with SET, which the ADMIN OPTION a creator gets does not give).
 do $roles$
 declare
     role_name text;
+    found pg_roles%rowtype;
+    runs_as_superuser boolean := (select rolsuper from pg_roles where rolname = current_user);
+    version integer := current_setting('server_version_num')::integer;
 begin
     foreach role_name in array array[
         'haven_loader', 'haven_transformer', 'haven_analyst', 'haven_ml', 'haven_mcp'
@@ -17,12 +26,26 @@ begin
         if not exists (select from pg_roles where rolname = role_name) then
             execute format('create role %I login', role_name);
         end if;
-        execute format(
-            'alter role %I login nosuperuser nocreatedb nocreaterole noreplication nobypassrls',
-            role_name
-        );
+        select * into found from pg_roles where rolname = role_name;
+        if found.rolsuper or found.rolreplication or found.rolbypassrls then
+            execute format('alter role %I nosuperuser noreplication nobypassrls', role_name);
+        end if;
+        if not found.rolcanlogin or found.rolcreatedb or found.rolcreaterole then
+            execute format('alter role %I login nocreatedb nocreaterole', role_name);
+        end if;
         execute format('grant connect on database %I to %I', current_database(), role_name);
     end loop;
+    if not runs_as_superuser then
+        foreach role_name in array array['haven_loader', 'haven_transformer'] loop
+            if version >= 160000 then
+                if not pg_has_role(current_user, role_name, 'SET') then
+                    execute format('grant %I to %I with inherit true, set true', role_name, current_user);
+                end if;
+            elsif not pg_has_role(current_user, role_name, 'MEMBER') then
+                execute format('grant %I to %I', role_name, current_user);
+            end if;
+        end loop;
+    end if;
     execute format('revoke all on database %I from public', current_database());
     -- the transformer may create schemas of its own (dbt's stored test failures, for example)
     execute format('grant create on database %I to haven_transformer', current_database());
@@ -31,7 +54,15 @@ begin
 end
 $roles$;
 
-revoke create on schema public from public;
+-- nobody creates objects in public (PostgreSQL 15+ does this by default; before 15 the schema
+-- belongs to the bootstrap superuser, and a non-superuser owner cannot: haven up says so)
+do $public$
+begin
+    revoke create on schema public from public;
+exception when insufficient_privilege then
+    raise notice 'haven: cannot revoke create on schema public: %', sqlerrm;
+end
+$public$;
 
 -- the loader owns what dlt writes: the dataset and dlt's staging dataset for merges
 create schema if not exists raw_app authorization haven_loader;
@@ -80,7 +111,14 @@ alter role haven_mcp set default_transaction_read_only = on;
 alter role haven_mcp set statement_timeout = '5s';
 alter role haven_mcp set lock_timeout = '500ms';
 alter role haven_mcp set idle_in_transaction_session_timeout = '30s';
-alter role haven_mcp set temp_file_limit = '256MB';
+-- a superuser-only setting: where the owner may not set it, haven up and haven status say so
+do $limits$
+begin
+    alter role haven_mcp set temp_file_limit = '256MB';
+exception when insufficient_privilege then
+    raise notice 'haven: cannot set temp_file_limit for haven_mcp: %', sqlerrm;
+end
+$limits$;
 
 -- query statistics for index advice (preloaded by the embedded server; optional elsewhere)
 do $stats$
