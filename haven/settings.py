@@ -8,8 +8,9 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     warehouse_database: str = "haven"
     source_database: str = "clutter_app"
     source_schema: str = "public"
+    reporting_time_zone: str = Field(
+        default="UTC",
+        description="The IANA time zone every date the models derive is in (placed_date, daily "
+        "and monthly aggregates, cohorts, as-of dates); the platform's roles run in it.",
+    )
     ingest_lag_seconds: int = Field(
         default=3 * 24 * 3600,
         description="Overlap window re-read on every incremental ingest, so late commits whose "
@@ -105,6 +111,17 @@ class Settings(BaseSettings):
     monthly_budget_usd: float = Field(
         default=40.0, description="The monthly budget the estimate is held to."
     )
+
+    @field_validator("reporting_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone name like Europe/Berlin"
+            ) from None
+        return value
 
     @property
     def dbt_target_dir(self) -> Path:

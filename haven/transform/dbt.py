@@ -37,6 +37,10 @@ def dbt_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "DBT_PROFILES_DIR": str(PROJECT_DIR),
         "DBT_PROJECT_DIR": str(PROJECT_DIR),
         "DBT_TARGET_PATH": str(settings.dbt_target_dir),
+        # the reporting zone: the project's var reads the first, libpq sends the second as
+        # every session's zone (the roles carry it too, for plain dbt)
+        "HAVEN_REPORTING_TIME_ZONE": settings.reporting_time_zone,
+        "PGTZ": settings.reporting_time_zone,
     }
 
 
@@ -161,7 +165,9 @@ def run_dbt(args: list[str], environment: Mapping[str, str]) -> DbtOutcome:
     outcome = DbtOutcome(success=result.success)
     if result.exception is not None:
         lines = [
-            line.strip() for line in str(result.exception).strip().splitlines() if line.strip()
+            line.strip()
+            for line in str(result.exception).strip().splitlines()
+            if line.strip() and not line.strip().startswith(">")  # dbt's macro stack
         ]
         outcome.error = lines[0].rstrip(".") + (f": {lines[-1]}" if len(lines) > 1 else "")
     for node_result in getattr(result.result, "results", None) or []:

@@ -25,6 +25,10 @@ TRANSFORMED_SCHEMAS = ("staging", "quarantine", "analytics", "ml")
 VOLATILE_COLUMNS = frozenset({"quarantined_at"})
 """Columns a build stamps with its own clock; they differ between any two builds."""
 
+IN_UTC = "-c TimeZone=UTC"
+"""The comparisons read timestamptz values as text: in one zone for both databases, whatever
+each database's default (a warehouse may run in another)."""
+
 SNAPSHOT_TIMES = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
 
 
@@ -106,7 +110,7 @@ def _tables(conn: psycopg.Connection, schemas: tuple[str, ...]) -> list[tuple[st
 def transformed_fingerprints(url: str) -> dict[str, Fingerprint]:
     """Every table in the transformed schemas: rows and a checksum over all of its columns
     but the volatile ones, rows in the order of their text (no key needed)."""
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, options=IN_UTC) as conn:
         result = {}
         for schema, table in _tables(conn, TRANSFORMED_SCHEMAS):
             columns = [c for c in _columns(conn, schema, table) if c not in VOLATILE_COLUMNS]
@@ -122,7 +126,7 @@ def snapshot_histories(url: str) -> dict[str, list[tuple[object, ...]]]:
     it happened, which differs between two runs that saw the same delete. Everything else (the
     key, the columns, valid_from and valid_to of every update, which rows are deletions) must
     be equal. The key is the snapshot's first column."""
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, options=IN_UTC) as conn:
         result = {}
         for schema, table in _tables(conn, ("snapshots",)):
             columns = _columns(conn, schema, table)

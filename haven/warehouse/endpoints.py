@@ -22,6 +22,8 @@ TRANSFORMER = "haven_transformer"
 ANALYST = "haven_analyst"
 ML = "haven_ml"
 MCP = "haven_mcp"
+ROLES = (LOADER, TRANSFORMER, ANALYST, ML, MCP)
+"""The platform's roles in the warehouse (haven/warehouse/roles.sql)."""
 SOURCE_READER = "haven_source_reader"
 """The read-only role the pipeline uses on the simulated source."""
 EMBEDDED_ROLE_PASSWORD = "haven-local"
@@ -90,14 +92,17 @@ def up(settings: Settings) -> Endpoints:
         embedded=settings.warehouse_url is None,
         role_password=role_password,
     )
-    apply_roles(endpoints)
+    apply_roles(endpoints, settings.reporting_time_zone)
     return endpoints
 
 
-def apply_roles(endpoints: Endpoints) -> None:
+def apply_roles(endpoints: Endpoints, time_zone: str = "UTC") -> None:
     """Create the platform roles and their grants in the warehouse (``roles.sql``), one
     process at a time: two commands starting together would otherwise update the same role
-    rows at once, which PostgreSQL refuses ("tuple concurrently updated")."""
+    rows at once, which PostgreSQL refuses ("tuple concurrently updated").
+
+    Each role's sessions in this database run in ``time_zone`` (the reporting zone), whatever
+    the server's or the database's default: a date derived from a timestamptz depends on it."""
     from haven.warehouse.readiness import warehouse_role_problem
 
     script = resources.files("haven.warehouse").joinpath("roles.sql").read_text()
@@ -109,8 +114,16 @@ def apply_roles(endpoints: Endpoints) -> None:
             # held until the connection closes
             conn.execute("select pg_advisory_lock(hashtext('haven.apply_roles'))")
             conn.execute(script)  # type: ignore[arg-type]  # a trusted script of our own
+            for role in ROLES:
+                conn.execute(
+                    sql.SQL("alter role {} in database {} set timezone = {}").format(
+                        sql.Identifier(role),
+                        sql.Identifier(conn.info.dbname),
+                        sql.Literal(time_zone),
+                    )
+                )
             if endpoints.role_password:
-                for role in (LOADER, TRANSFORMER, ANALYST, ML, MCP):
+                for role in ROLES:
                     conn.execute(
                         sql.SQL("alter role {} password {}").format(
                             sql.Identifier(role), sql.Literal(endpoints.role_password)

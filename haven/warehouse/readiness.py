@@ -14,7 +14,7 @@ import psycopg
 
 from haven.settings import Settings
 from haven.warehouse.connection import connect
-from haven.warehouse.endpoints import MCP, Endpoints
+from haven.warehouse.endpoints import MCP, ROLES, Endpoints
 
 MCP_TEMP_FILE_LIMIT = "256MB"
 """What roles.sql gives the MCP role where the warehouse role may set it."""
@@ -133,7 +133,7 @@ def warehouse_role_problem(conn: psycopg.Connection) -> str | None:
             " and r.rolname = any(%s) and not exists (select from pg_auth_members as m"
             " where m.roleid = r.oid and m.member = (select oid from pg_roles"
             " where rolname = current_user) and m.admin_option) order by 1",
-            (["haven_loader", "haven_transformer", "haven_analyst", "haven_ml", MCP],),
+            (list(ROLES),),
         ).fetchall()
         if unmanaged:
             names = ", ".join(name for (name,) in unmanaged)

@@ -37,6 +37,7 @@ CASES = [
     (["ingest"], {"HAVEN_SOURCE_URL": "postgresql://x@127.0.0.1:1/app"}, "source database"),
     # settings that cannot be read
     (["status"], {"HAVEN_MONTHLY_BUDGET_USD": "abc"}, "HAVEN_MONTHLY_BUDGET_USD='abc'"),
+    (["up"], {"HAVEN_REPORTING_TIME_ZONE": "Mars/Olympus"}, "not an IANA time zone name"),
     # out-of-range numbers
     (["status", "--runs", "0"], {}, "--runs must be at least 1"),
     (["source", "init", "--scale", "0"], {}, "--scale must be between 0 and 100"),
