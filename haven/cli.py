@@ -212,11 +212,25 @@ def ingest(
         Engine,
         typer.Option(help="spark: also append what changed to the Spark lake (raw_app tables)."),
     ] = Engine.postgres,
+    resync: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Load this table again whole, keeping its deletions (after a column was dropped,"
+            " renamed or changed type in the source); repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """Land every application table in raw_app (incremental, merge on key, hard deletes marked);
     with --engine spark also in the Spark lake, as an append log of parquet versions."""
+    from ingestion.app.settings import TABLES
     from ingestion.pipeline import ingest as run_ingest  # dlt is slow to import; only here
 
+    unknown = sorted(set(resync or ()) - {spec.name for spec in TABLES})
+    if unknown:
+        raise HavenError(
+            f"--resync {unknown[0]}: no such application table; choose one of"
+            f" {', '.join(spec.name for spec in TABLES)}."
+        )
     settings = get_settings()
     if engine is Engine.spark:
         _check_lake(settings, full_refresh=full_refresh)
@@ -226,6 +240,7 @@ def ingest(
             settings,
             endpoints,
             full_refresh=full_refresh,
+            resync=frozenset(resync or ()),
             progress=lambda step: status.update(step),
         )
     if report.recovered:
@@ -240,6 +255,7 @@ def ingest(
             note
             for note in (
                 f"new column(s): {', '.join(row.new_columns)}" if row.new_columns else "",
+                "re-synced: every row loaded again" if row.resynced else "",
                 f"{row.kept_deleted:,} deletion mark(s) kept" if row.kept_deleted else "",
                 row.note or "",
             )

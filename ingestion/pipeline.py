@@ -31,6 +31,7 @@ from ingestion.app import app  # noqa: E402
 from ingestion.app.helpers import (  # noqa: E402
     TablePlan,
     analyze_raw,
+    column_types,
     detect_deletes,
     hold_deletions,
     index_raw,
@@ -63,6 +64,8 @@ class TableReport:
     deleted: int = 0
     kept_deleted: int = 0
     """Deletion marks a full refresh carried over into the reloaded table."""
+    resynced: bool = False
+    """Loaded again whole (a column added, or ``--resync``), its deletions kept."""
     note: str | None = None
     """Something the user should know that did not stop the table's load."""
     new_columns: list[str] = field(default_factory=list)
@@ -107,6 +110,7 @@ def ingest(
     *,
     tables: tuple[TableSpec, ...] = TABLES,
     full_refresh: bool = False,
+    resync: frozenset[str] = frozenset(),
     progress: Progress = lambda _: None,
 ) -> IngestReport:
     """Load every table whose preflight passes; tables with a problem are reported, not loaded.
@@ -115,6 +119,10 @@ def ingest(
     (after the source was regenerated, for example). It keeps every deletion: keys gone from the
     source are marked first, and every marked row is held aside and put back after the reload,
     so the models still learn of deletions they have not seen (``reset``).
+
+    ``resync`` names tables to load again whole the same way (after a column was dropped,
+    renamed or changed type in the source, once the staging model follows). A table that gained
+    a column is re-synced by itself, so the column lands for every row, not only changed ones.
     """
     started = time.perf_counter()
     load_started = datetime.now(UTC)
@@ -143,8 +151,26 @@ def ingest(
         connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
     ):
         plans: list[TablePlan] = [
-            preflight(source, warehouse, settings.source_schema, spec) for spec in tables
+            preflight(
+                source, warehouse, settings.source_schema, spec, against_raw=spec.name not in resync
+            )
+            for spec in tables
         ]
+        whole = [
+            plan
+            for plan in plans
+            if plan.problem is None and (plan.spec.name in resync or plan.new_columns)
+        ]
+        if whole:
+            names = ", ".join(plan.spec.name for plan in whole)
+            progress(f"re-syncing {names}: keeping their deletions, dropping them from raw_app")
+            for plan in whole:
+                reports[plan.spec.name].resynced = True
+                reports[plan.spec.name].deleted = _hold_for_resync(
+                    source, warehouse, settings, plan, load_started
+                )
+                plan.raw_exists = False
+            _forget_tables(dlt_pipeline, [plan.spec.name for plan in whole])
         for plan in plans:
             reports[plan.spec.name].new_columns = plan.new_columns
             reports[plan.spec.name].problem = plan.problem
@@ -341,6 +367,53 @@ def _detect_deletes(
         reports[
             plan.spec.name
         ].problem = f"hard-delete detection for {plan.spec.name} failed: {_root_cause(error)}"
+
+
+def _hold_for_resync(
+    source: psycopg.Connection,
+    warehouse: psycopg.Connection,
+    settings: Settings,
+    plan: TablePlan,
+    marked_at: datetime,
+) -> int:
+    """Drop one raw table to load it again, its deletions kept: its keys gone from the source
+    are marked, then every marked row is held (``hold_deletions``) in the transaction that drops
+    it, as a full refresh does. Returns how many were newly marked."""
+    if not column_types(warehouse, DATASET, plan.spec.name, plan.key):
+        return 0
+    if not plan.spec.mutable:  # append-only: nothing is ever deleted, so nothing to hold
+        warehouse.execute(
+            sql.SQL("drop table {}.{} cascade").format(
+                sql.Identifier(DATASET), sql.Identifier(plan.spec.name)
+            )
+        )
+        return 0
+    marked = detect_deletes(
+        source, warehouse, settings.source_schema, plan.spec, plan.key, marked_at
+    )
+    with warehouse.transaction():
+        hold_deletions(warehouse, plan.spec, plan.key)
+        # with the views dbt built over it (the next build makes them again); dlt's own drop
+        # then finds it gone (it drops "if exists") and forgets its schema and state
+        warehouse.execute(
+            sql.SQL("drop table {}.{} cascade").format(
+                sql.Identifier(DATASET), sql.Identifier(plan.spec.name)
+            )
+        )
+    return marked
+
+
+def _forget_tables(dlt_pipeline: dlt.Pipeline, names: list[str]) -> None:
+    """dlt forgets tables raw no longer has: their schema (so a column dropped or renamed in
+    the source is not made again) and their incremental state (so they load from their
+    beginning). The load that follows creates them from what the source has now."""
+    if dlt_pipeline.default_schema_name:
+        schema = dlt_pipeline.default_schema
+        known = [name for name in names if name in schema.tables]
+        if known:
+            schema.drop_tables(known)
+            dlt_pipeline.schemas.save_schema(schema)
+    forget_cursors(dlt_pipeline, frozenset(names))
 
 
 def reset(

@@ -40,6 +40,10 @@ TYPE_FAMILIES = {
 char -> text) without breaking raw; a change across families is a breaking type change."""
 
 
+OWN_COLUMNS = ("_dlt_", "_haven_")
+"""Columns raw has that the source never had: dlt's load columns and the deletion mark."""
+
+
 @dataclass
 class TablePlan:
     """What preflight decided for one table."""
@@ -100,6 +104,14 @@ def preflight(
     }
     raw = source_columns(warehouse, "raw_app", spec.name) if against_raw else {}
     plan.raw_exists = bool(raw)
+    gone = [name for name in raw if name not in columns and not name.startswith(OWN_COLUMNS)]
+    if gone:
+        plan.problem = (
+            f"column {spec.name}.{gone[0]} is in raw_app but no longer in the source (dropped or"
+            f" renamed): update the staging model that reads it (models/staging/app/base/"
+            f"base_app__{spec.name}.sql), then run `haven ingest --resync {spec.name}`"
+        )
+        return plan
     for name, (data_type, _nullable) in columns.items():
         if name not in raw:
             if raw:
@@ -112,7 +124,8 @@ def preflight(
         if was != now:
             plan.problem = (
                 f"column {spec.name}.{name} changed type from {raw[name][0]} in raw_app "
-                f"to {data_type} in the source"
+                f"to {data_type} in the source: update the staging model that reads it, then"
+                f" run `haven ingest --resync {spec.name}`"
             )
             return plan
     for name in plan.key:

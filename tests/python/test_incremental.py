@@ -188,6 +188,22 @@ def test_a_full_refresh_of_raw_keeps_the_deletions_the_warehouse_has_not_seen(wa
     assert_histories_record_each_deletion_once(endpoints)
 
 
+def test_a_column_added_in_the_source_keeps_the_models_and_histories_equal(warehouse) -> None:
+    """A migration adds a column with a default (every row gets it, no updated_at moves): the
+    ingest loads listings again whole, its deletions kept; the incremental run equals a full
+    rebuild and each history still records each deletion once."""
+    settings, endpoints = warehouse
+    simulator.tick(endpoints, days=2)
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table listings add column shelf text not null default 'A'")
+    report = ingest(settings, endpoints)
+    assert not report.failed and report.tables["listings"].resynced
+    assert report.tables["listings"].kept_deleted > 0
+    build(settings, endpoints)
+    assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
+    assert_histories_record_each_deletion_once(endpoints)
+
+
 def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:
     """Mark a raw row as written again, as a reload by the loader would."""
     with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:

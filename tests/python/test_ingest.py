@@ -135,6 +135,90 @@ def test_new_column_is_loaded_and_reported(loaded) -> None:
     assert_raw_equals_source(endpoints)
 
 
+def assert_every_row_matches(endpoints: Endpoints, table: str) -> None:
+    """Independent of the fingerprint: an md5 over each live row's columns (the source's
+    columns, in its order), key by key."""
+    with (
+        psycopg.connect(endpoints.source_admin_url) as source,
+        psycopg.connect(endpoints.warehouse_url) as raw,
+    ):
+        columns = ", ".join(f'"{name}"' for name in source_columns(source, "public", table))
+        query = "select id, md5(row({columns})::text) from {relation} {where} order by id"
+        expected = source.execute(
+            query.format(columns=columns, relation=table, where="")
+        ).fetchall()
+        actual = raw.execute(
+            query.format(
+                columns=columns, relation=f"raw_app.{table}", where=f"where {DELETED_AT} is null"
+            )
+        ).fetchall()
+    assert len(actual) == len(expected), (
+        f"raw_app.{table}: {len(actual)} rows, source {len(expected)}"
+    )
+    differing = [a[0] for a, e in zip(actual, expected, strict=True) if a != e]
+    assert not differing, f"raw_app.{table} differs from the source for keys {differing[:5]}"
+
+
+def deleted_keys(endpoints: Endpoints, table: str) -> set[int]:
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        return {
+            row[0]
+            for row in raw.execute(f"select id from raw_app.{table} where {DELETED_AT} is not null")
+        }
+
+
+def test_a_column_added_with_a_default_lands_for_every_row(loaded) -> None:
+    """The usual migration: PostgreSQL fills the column for every row without touching
+    updated_at. The ingest loads the table again whole, its deletions kept."""
+    settings, endpoints, _ = loaded
+    deleted = deleted_keys(endpoints, "customers")
+    assert deleted, "the ticks deleted customers"
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table customers add column loyalty_tier text default 'basic'")
+    report = ingest(settings, endpoints)
+    assert report.tables["customers"].new_columns == ["loyalty_tier"]
+    assert report.tables["customers"].resynced and not report.failed
+    assert_every_row_matches(endpoints, "customers")
+    assert deleted_keys(endpoints, "customers") == deleted
+    assert_raw_equals_source(endpoints)
+    assert ingest(settings, endpoints).loaded_rows == 0
+
+
+def test_a_renamed_column_stops_its_table_until_it_is_resynced(loaded, haven, haven_home) -> None:
+    settings, endpoints, _ = loaded
+    deleted = deleted_keys(endpoints, "customers")
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table customers rename column city to town")
+    report = ingest(settings, endpoints)
+    assert [row.table for row in report.failed] == ["customers"]
+    problem = report.tables["customers"].problem or ""
+    assert "customers.city" in problem and "haven ingest --resync customers" in problem
+    databases = {
+        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+        "HAVEN_SOURCE_DATABASE": settings.source_database,
+    }
+    result = haven("ingest", home=haven_home, env=databases)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1 and "customers.city" in output and "Traceback" not in output
+    result = haven("ingest", "--resync", "customers", home=haven_home, env=databases)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_every_row_matches(endpoints, "customers")
+    assert deleted_keys(endpoints, "customers") == deleted
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        columns = {
+            row[0]
+            for row in raw.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = 'raw_app' and table_name = 'customers'"
+            )
+        }
+    assert "town" in columns and "city" not in columns
+    refused = haven("ingest", "--resync", "clients", home=haven_home, env=databases)
+    assert (
+        refused.returncode == 1 and "no such application table" in refused.stderr + refused.stdout
+    )
+
+
 def test_type_change_stops_only_that_table(loaded, haven, haven_home) -> None:
     settings, endpoints, _ = loaded
     with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
