@@ -170,7 +170,7 @@ def ingest(
                     source, warehouse, settings, plan, load_started
                 )
                 plan.raw_exists = False
-            _forget_tables(dlt_pipeline, [plan.spec.name for plan in whole])
+            _forget_tables(dlt_pipeline, endpoints, [plan.spec.name for plan in whole])
         for plan in plans:
             reports[plan.spec.name].new_columns = plan.new_columns
             reports[plan.spec.name].problem = plan.problem
@@ -196,7 +196,10 @@ def ingest(
         first_loads = frozenset(plan.spec.name for plan in plans if not plan.raw_exists)
         # an append-only table continues from what raw holds, not from dlt's cursor: a load
         # that failed after its extract moved the cursor must not lose the rows it carried
-        forget_cursors(dlt_pipeline, first_loads | frozenset(appended_through))
+        # a table missing from raw starts afresh in dlt too: its cursor and its schema (a
+        # re-sync killed after dropping the table must not bring back a column the source lost)
+        _forget_tables(dlt_pipeline, endpoints, sorted(first_loads))
+        forget_cursors(dlt_pipeline, frozenset(appended_through))
         source = app(
             credentials=endpoints.source_url,
             schema=settings.source_schema,
@@ -403,16 +406,30 @@ def _hold_for_resync(
     return marked
 
 
-def _forget_tables(dlt_pipeline: dlt.Pipeline, names: list[str]) -> None:
+def _forget_tables(dlt_pipeline: dlt.Pipeline, endpoints: Endpoints, names: list[str]) -> None:
     """dlt forgets tables raw no longer has: their schema (so a column dropped or renamed in
     the source is not made again) and their incremental state (so they load from their
-    beginning). The load that follows creates them from what the source has now."""
+    beginning). The load that follows creates them from what the source has now.
+
+    dlt migrates the destination only for a schema version it has not stored there; a table
+    re-inferred with the columns of a version stored before would never be created again. So
+    the stored versions go too, and the next load compares every table with the database."""
     if dlt_pipeline.default_schema_name:
         schema = dlt_pipeline.default_schema
         known = [name for name in names if name in schema.tables]
         if known:
             schema.drop_tables(known)
             dlt_pipeline.schemas.save_schema(schema)
+            with connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse:
+                if warehouse.execute(
+                    "select to_regclass(%s) is not null", (f"{DATASET}._dlt_version",)
+                ).fetchone()[0]:
+                    warehouse.execute(
+                        sql.SQL("delete from {}._dlt_version where schema_name = %s").format(
+                            sql.Identifier(DATASET)
+                        ),
+                        (schema.name,),
+                    )
     forget_cursors(dlt_pipeline, frozenset(names))
 
 

@@ -217,6 +217,14 @@ def test_a_renamed_column_stops_its_table_until_it_is_resynced(loaded, haven, ha
     assert (
         refused.returncode == 1 and "no such application table" in refused.stderr + refused.stdout
     )
+    # renamed back, and the table gone from raw as a re-sync killed after its drop leaves it:
+    # the next ingest loads it afresh, without the column dlt last saw
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table customers rename column town to city")
+    with psycopg.connect(endpoints.warehouse_url, autocommit=True) as raw:
+        raw.execute("drop table raw_app.customers cascade")
+    assert not ingest(settings, endpoints).tables["customers"].problem
+    assert_every_row_matches(endpoints, "customers")
 
 
 def test_type_change_stops_only_that_table(loaded, haven, haven_home) -> None:
