@@ -43,7 +43,12 @@ console = Console(stderr=True)
 @app.command()
 def up(
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON line with the URLs.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON line with the URLs, passwords included (for programs; the"
+            " only output of up that holds them).",
+        ),
     ] = False,
     engine: Annotated[
         Engine,
@@ -91,8 +96,8 @@ def up(
         _fail_on_problems(readiness.problems)
         return
     kind = "embedded PostgreSQL" if endpoints.embedded else "configured PostgreSQL"
-    console.print(f"[green]warehouse[/] ({kind}): {endpoints.warehouse_url}")
-    console.print(f"[green]source[/]: {endpoints.source_url}")
+    console.print(f"[green]warehouse[/] ({kind}): {redact(endpoints.warehouse_url)}")
+    console.print(f"[green]source[/]: {redact(endpoints.source_url)}")
     where = "configured" if settings.prefect_api_url else "local server"
     console.print(f"[green]prefect[/] ({where}): {ui_url(prefect)}", highlight=False)
     if cluster is not None:
@@ -276,7 +281,7 @@ def ingest(
     )
     if endpoints.embedded:
         console.print(
-            f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.warehouse_url}'",
+            f"query it: {BIN_DIRECTORY / 'psql'} '{redact(endpoints.warehouse_url)}'",
             highlight=False,
             soft_wrap=True,
         )
@@ -387,7 +392,8 @@ def build(
 @app.command()
 def env() -> None:
     """Print `export` lines so plain `dbt` and `prefect` commands use the same warehouse and
-    Prefect server: eval "$(haven env)"."""
+    Prefect server: eval "$(haven env)". They hold the transformer's password (for programs:
+    pipe them into eval, not into a log)."""
     import shlex
 
     from flows.server import local_server
@@ -489,7 +495,7 @@ def run(
     )
     if endpoints.embedded:
         console.print(
-            f"query it: {BIN_DIRECTORY / 'psql'} '{endpoints.role_url(ANALYST)}'",
+            f"query it: {BIN_DIRECTORY / 'psql'} '{redact(endpoints.role_url(ANALYST))}'",
             highlight=False,
             soft_wrap=True,
         )

@@ -6,18 +6,23 @@ CREATEROLE that owns the warehouse database, a source owner, and a read-only sou
 `haven up`, `haven source init` as the source's owner, `haven run`, a tick, `haven run` as the
 read-only role; raw equals the source; the MCP server refuses every escape and changes nothing;
 `haven up` names each gap it can see (the PII key, the source's grants, the MCP role's
-temp_file_limit that only a superuser may set).
+temp_file_limit that only a superuser may set). And no password or key of that configuration
+appears in any command's output or in any file the platform wrote (dbt's logs and target, the
+home with the Prefect server's database and flow-run logs, the report, dlt's working files).
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from flows.server import local_server
+from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.embedded import HOST, SUPERUSER, EmbeddedServer
 from haven.warehouse.endpoints import EMBEDDED_ROLE_PASSWORD, Endpoints
 from tests.python.conftest import haven_environment, run_haven
@@ -73,6 +78,15 @@ def server(
 
 
 @pytest.fixture(scope="module")
+def home(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A HAVEN_HOME of this server's own, so every file the platform writes for it is searched
+    for secrets (its local Prefect server included, stopped at the end)."""
+    path = tmp_path_factory.mktemp("managed_home")
+    yield path
+    local_server(Settings(home=path)).stop()
+
+
+@pytest.fixture(scope="module")
 def roles(server: Server) -> Server:
     """What a service hands out: an owner with CREATEROLE (not superuser) owning the warehouse
     database, the application's owner owning its database, and a login for reading it."""
@@ -96,26 +110,50 @@ def environment(server: Server, source_user: str, source_password: str) -> dict[
     }
 
 
-def haven_ok(*args: str, env: dict[str, str], home: Path) -> str:
+SECRETS = (OWNER_PASSWORD, APP_OWNER_PASSWORD, READER_PASSWORD, ROLE_PASSWORD, PII_KEY)
+OUTPUTS: list[tuple[str, str]] = []
+"""Every command's output in this module, searched for the secrets at the end."""
+
+
+def haven_out(*args: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
     result = run_haven(*args, env=env, home=home, timeout=600)
+    OUTPUTS.append((f"haven {' '.join(args)}", result.stdout + result.stderr))
+    return result
+
+
+def haven_ok(*args: str, env: dict[str, str], home: Path) -> str:
+    result = haven_out(*args, env=env, home=home)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"haven {' '.join(args)}: {output[-2000:]}"
     assert "Traceback" not in output
     return " ".join(output.split())
 
 
-def test_the_whole_flow_runs_without_a_superuser(roles: Server, haven_home: Path) -> None:
+def files_holding(secret: bytes, *roots: Path) -> list[str]:
+    """Every file under ``roots`` whose bytes contain ``secret``."""
+    hits = []
+    for root in roots:
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink() and secret in path.read_bytes():
+                    hits.append(str(path))
+            except OSError:
+                continue  # a socket, or a file removed while we walked
+    return hits
+
+
+def test_the_whole_flow_runs_without_a_superuser(roles: Server, home: Path) -> None:
     server = roles
     as_owner = environment(server, APP_OWNER, APP_OWNER_PASSWORD)
     as_reader = environment(server, READER, READER_PASSWORD)
-    started = haven_ok("up", env=as_owner, home=haven_home)
+    started = haven_ok("up", env=as_owner, home=home)
     assert "warning: The MCP role haven_mcp has no temp_file_limit" in started, started
-    haven_ok("source", "init", "--scale", "0.01", "--seed", "3", env=as_owner, home=haven_home)
+    haven_ok("source", "init", "--scale", "0.01", "--seed", "3", env=as_owner, home=home)
     with psycopg.connect(server.url(APP_OWNER, APP_OWNER_PASSWORD, "clutter_app")) as app:
         app.execute(f"grant select on all tables in schema public to {READER}")
-    haven_ok("run", env=as_reader, home=haven_home)
-    haven_ok("source", "tick", "--days", "1", env=as_owner, home=haven_home)
-    second = haven_ok("run", env=as_reader, home=haven_home)
+    haven_ok("run", env=as_reader, home=home)
+    haven_ok("source", "tick", "--days", "1", env=as_owner, home=home)
+    second = haven_ok("run", env=as_reader, home=home)
     assert "tests" in second and " 0 failed" in second, second
     endpoints = Endpoints(
         warehouse_url=as_owner["HAVEN_WAREHOUSE_URL"],
@@ -136,7 +174,7 @@ def test_the_whole_flow_runs_without_a_superuser(roles: Server, haven_home: Path
         ).fetchone()
         assert mcp == (False, False, False, False)
         settings = conn.execute(
-            "select array_to_string(setconfig, ',') from pg_db_role_setting"
+            "select string_agg(array_to_string(setconfig, ','), ',') from pg_db_role_setting"
             " where setrole = 'haven_mcp'::regrole"
         ).fetchone()
         assert settings and "default_transaction_read_only=on" in settings[0]
@@ -145,7 +183,7 @@ def test_the_whole_flow_runs_without_a_superuser(roles: Server, haven_home: Path
             "select count(*), sum(total_cents) from analytics.fct_orders"
         ).fetchone()
 
-    mcp_environment = {**haven_environment(home=haven_home), **as_reader}
+    mcp_environment = {**haven_environment(home=home), **as_reader}
     answers = asyncio.run(
         run_session(
             stdio(mcp_environment), [("query", {"sql": sql}) for sql in ANALYTICAL + ESCAPES]
@@ -164,11 +202,11 @@ def test_the_whole_flow_runs_without_a_superuser(roles: Server, haven_home: Path
         assert conn.execute("select to_regclass('analytics.stolen')").fetchone() == (None,)
 
 
-def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, haven_home: Path) -> None:
+def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, home: Path) -> None:
     server = roles
     as_reader = environment(server, READER, READER_PASSWORD)
     without_key = {**as_reader, "HAVEN_PII_HASH_KEY": ""}
-    result = run_haven("up", env=without_key, home=haven_home)
+    result = haven_out("up", env=without_key, home=home)
     assert (
         result.returncode == 1 and "HAVEN_PII_HASH_KEY is not set" in result.stderr + result.stdout
     )
@@ -177,7 +215,7 @@ def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, haven_home: 
     ) as app:
         app.execute(f"revoke select on orders from {READER}")
         try:
-            result = run_haven("up", env=as_reader, home=haven_home)
+            result = haven_out("up", env=as_reader, home=home)
         finally:
             app.execute(f"grant select on orders to {READER}")
     output = " ".join((result.stdout + result.stderr).split())
@@ -189,8 +227,36 @@ def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, haven_home: 
         server.url(server.superuser, server.password, "analytics"), autocommit=True
     ) as conn:
         conn.execute(f"grant connect on database analytics to {READER}")
-    result = run_haven("up", env=plain, home=haven_home)
+    result = haven_out("up", env=plain, home=home)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1 and f"The warehouse role {READER} needs CREATEROLE" in output, (
         output
     )
+
+
+def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
+    """After the flow above: status, the report, the docs site, a failing run and the MCP
+    server (above) too; then every output and file is searched for every secret."""
+    server = roles
+    as_reader = environment(server, READER, READER_PASSWORD)
+    haven_ok("status", env=as_reader, home=home)
+    haven_ok("report", env=as_reader, home=home)
+    haven_ok("docs", "--no-serve", env=as_reader, home=home)
+    with psycopg.connect(
+        server.url(APP_OWNER, APP_OWNER_PASSWORD, "clutter_app"), autocommit=True
+    ) as app:
+        app.execute(f"revoke select on reviews from {READER}")
+        try:
+            failed = haven_out("run", env=as_reader, home=home)
+        finally:
+            app.execute(f"grant select on reviews to {READER}")
+    assert failed.returncode == 1
+    assert "error: schema contract violated, not loaded: reviews" in failed.stderr
+    haven_ok("status", env=as_reader, home=home)
+    for command, output in OUTPUTS:
+        for secret in SECRETS:
+            assert secret not in output, f"`{command}` printed a secret: {output[-600:]}"
+    settings = Settings()
+    roots = [home, settings.dbt_target_dir, PROJECT_DIR / "logs"]
+    for secret in SECRETS:
+        assert files_holding(secret.encode(), *roots) == [], f"files hold {secret[:6]}..."
