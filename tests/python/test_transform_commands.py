@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from haven.cli import _status_sections
+from haven.cli.ops import _status_sections
 from haven.mcp_server import manifest
 from haven.settings import PROJECT_DIR, Settings, get_settings
 from haven.transform.dbt import dbt_args, node_name
