@@ -103,8 +103,6 @@ def apply_roles(endpoints: Endpoints, time_zone: str = "UTC") -> None:
 
     Each role's sessions in this database run in ``time_zone`` (the reporting zone), whatever
     the server's or the database's default: a date derived from a timestamptz depends on it."""
-    from haven.warehouse.readiness import warehouse_role_problem
-
     script = resources.files("haven.warehouse").joinpath("roles.sql").read_text()
     with connect(endpoints.warehouse_url, purpose="warehouse") as conn:
         problem = warehouse_role_problem(conn)
@@ -134,6 +132,47 @@ def apply_roles(endpoints: Endpoints, time_zone: str = "UTC") -> None:
                 f"Could not create the haven roles in the warehouse ({str(error).splitlines()[0]}); "
                 "HAVEN_WAREHOUSE_URL needs a role with CREATEROLE that owns the database."
             ) from None
+
+
+def warehouse_role_problem(conn: psycopg.Connection) -> str | None:
+    """Before roles.sql: what the warehouse role lacks to apply it, as one sentence (None when
+    it can): a superuser, or CREATEROLE and the database's owner, and on PostgreSQL 16+ the
+    ADMIN OPTION on haven roles that exist already (a creator gets it; another role's roles
+    need it granted)."""
+    row = conn.execute(
+        "select r.rolname, r.rolsuper, r.rolcreaterole,"
+        " pg_has_role(r.oid, d.datdba, 'USAGE'), d.datname,"
+        " current_setting('server_version_num')::integer"
+        " from pg_roles as r, pg_database as d"
+        " where r.rolname = current_user and d.datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    user, is_superuser, can_create_roles, owns_database, database, version = row
+    if is_superuser:
+        return None
+    if not can_create_roles or not owns_database:
+        return (
+            f"The warehouse role {user} needs CREATEROLE and must own the database {database}:"
+            f" as an administrator run `alter role {user} createrole` and"
+            f" `alter database {database} owner to {user}`."
+        )
+    if version >= 160000:
+        unmanaged = conn.execute(
+            "select r.rolname from pg_roles as r where r.rolname like 'haven\\_%%'"
+            " and r.rolname = any(%s) and not exists (select from pg_auth_members as m"
+            " where m.roleid = r.oid and m.member = (select oid from pg_roles"
+            " where rolname = current_user) and m.admin_option) order by 1",
+            (list(ROLES),),
+        ).fetchall()
+        if unmanaged:
+            names = ", ".join(name for (name,) in unmanaged)
+            return (
+                f"The warehouse role {user} may not manage the existing role(s) {names}"
+                " (created by another role; PostgreSQL 16+ needs the ADMIN OPTION): as their"
+                f" creator or a superuser run `grant {unmanaged[0][0]} to {user} with admin"
+                " option` for each."
+            )
+    return None
 
 
 def _ensure_database(root_url: str, name: str) -> None:

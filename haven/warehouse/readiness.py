@@ -14,7 +14,7 @@ import psycopg
 
 from haven.settings import Settings
 from haven.warehouse.connection import connect
-from haven.warehouse.endpoints import MCP, ROLES, Endpoints
+from haven.warehouse.endpoints import MCP, Endpoints
 
 MCP_TEMP_FILE_LIMIT = "256MB"
 """What roles.sql gives the MCP role where the warehouse role may set it."""
@@ -103,44 +103,3 @@ def _check_source(source: psycopg.Connection, schema: str, readiness: Readiness)
             f"The source has no application tables in schema {schema} yet: `haven source init`"
             " creates simulated ones, or point HAVEN_SOURCE_URL at the application's database."
         )
-
-
-def warehouse_role_problem(conn: psycopg.Connection) -> str | None:
-    """Before roles.sql: what the warehouse role lacks to apply it, as one sentence (None when
-    it can): a superuser, or CREATEROLE and the database's owner, and on PostgreSQL 16+ the
-    ADMIN OPTION on haven roles that exist already (a creator gets it; another role's roles
-    need it granted)."""
-    row = conn.execute(
-        "select r.rolname, r.rolsuper, r.rolcreaterole,"
-        " pg_has_role(r.oid, d.datdba, 'USAGE'), d.datname,"
-        " current_setting('server_version_num')::integer"
-        " from pg_roles as r, pg_database as d"
-        " where r.rolname = current_user and d.datname = current_database()"
-    ).fetchone()
-    assert row is not None
-    user, is_superuser, can_create_roles, owns_database, database, version = row
-    if is_superuser:
-        return None
-    if not can_create_roles or not owns_database:
-        return (
-            f"The warehouse role {user} needs CREATEROLE and must own the database {database}:"
-            f" as an administrator run `alter role {user} createrole` and"
-            f" `alter database {database} owner to {user}`."
-        )
-    if version >= 160000:
-        unmanaged = conn.execute(
-            "select r.rolname from pg_roles as r where r.rolname like 'haven\\_%%'"
-            " and r.rolname = any(%s) and not exists (select from pg_auth_members as m"
-            " where m.roleid = r.oid and m.member = (select oid from pg_roles"
-            " where rolname = current_user) and m.admin_option) order by 1",
-            (list(ROLES),),
-        ).fetchall()
-        if unmanaged:
-            names = ", ".join(name for (name,) in unmanaged)
-            return (
-                f"The warehouse role {user} may not manage the existing role(s) {names}"
-                " (created by another role; PostgreSQL 16+ needs the ADMIN OPTION): as their"
-                f" creator or a superuser run `grant {unmanaged[0][0]} to {user} with admin"
-                " option` for each."
-            )
-    return None
