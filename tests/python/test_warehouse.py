@@ -112,7 +112,14 @@ def test_up_json_prints_one_line(haven, haven_home) -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     urls = json.loads(lines[0])
-    assert set(urls) == {"warehouse_url", "source_url", "prefect_api_url"}
+    assert set(urls) == {
+        "warehouse_url",
+        "source_url",
+        "prefect_api_url",
+        "problems",
+        "warnings",
+    }
+    assert urls["problems"] == [] and urls["warnings"] == [], "the embedded server lacks nothing"
     with psycopg.connect(urls["warehouse_url"]) as conn:
         assert conn.execute("select current_database()").fetchone() == ("haven",)
     assert httpx.get(f"{urls['prefect_api_url']}/health", timeout=10).json() is True
