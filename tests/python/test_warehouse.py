@@ -172,6 +172,7 @@ def test_configured_servers_are_used_as_they_are(
             "HAVEN_WAREHOUSE_URL": endpoints.warehouse_url,
             "HAVEN_SOURCE_URL": endpoints.source_admin_url,
             "PREFECT_API_URL": prefect,
+            "HAVEN_PII_HASH_KEY": "a-configured-warehouse-sets-its-own",
         },
         home=haven_home / "unused",
     )
