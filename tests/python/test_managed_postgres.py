@@ -239,7 +239,8 @@ def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
     server (above) too; then every output and file is searched for every secret."""
     server = roles
     as_reader = environment(server, READER, READER_PASSWORD)
-    haven_ok("status", env=as_reader, home=home)
+    status = haven_ok("status", env=as_reader, home=home)
+    assert "warning: The MCP role haven_mcp has no temp_file_limit" in status, status
     haven_ok("report", env=as_reader, home=home)
     haven_ok("docs", "--no-serve", env=as_reader, home=home)
     with psycopg.connect(
