@@ -165,12 +165,12 @@ def ingest(
             names = ", ".join(plan.spec.name for plan in whole)
             progress(f"re-syncing {names}: keeping their deletions, dropping them from raw_app")
             for plan in whole:
-                reports[plan.spec.name].resynced = True
-                reports[plan.spec.name].deleted = _hold_for_resync(
+                report = reports[plan.spec.name]
+                report.resynced = True
+                report.deleted, report.note = _drop_for_resync(
                     source, warehouse, settings, plan, load_started
                 )
-                plan.raw_exists = False
-            _forget_tables(dlt_pipeline, endpoints, [plan.spec.name for plan in whole])
+                plan.raw_exists = False  # so it is a first load: dlt forgets it below
         for plan in plans:
             reports[plan.spec.name].new_columns = plan.new_columns
             reports[plan.spec.name].problem = plan.problem
@@ -372,38 +372,56 @@ def _detect_deletes(
         ].problem = f"hard-delete detection for {plan.spec.name} failed: {_root_cause(error)}"
 
 
-def _hold_for_resync(
+def _mark_deletes(
+    source: psycopg.Connection,
+    warehouse: psycopg.Connection,
+    settings: Settings,
+    spec: TableSpec,
+    key: tuple[str, ...],
+    marked_at: datetime,
+) -> tuple[int, str | None]:
+    """Before a raw table is dropped to load it again: mark its keys gone from the source since
+    the last ingest, so they are held with the earlier marks. Returns how many were marked, and
+    a note when they could not be looked for (a key whose type changed in the source cannot be
+    compared with raw's; the earlier marks are still kept)."""
+    try:
+        return detect_deletes(source, warehouse, settings.source_schema, spec, key, marked_at), None
+    except psycopg.Error as error:
+        return 0, (
+            "deletes since the last ingest were not looked for before the table was loaded"
+            f" again ({_root_cause(error)}); earlier deletion marks were kept"
+        )
+
+
+def _drop_raw_table(warehouse: psycopg.Connection, schema: str, table: str) -> None:
+    """With the views dbt built over it (the next build makes them again)."""
+    warehouse.execute(
+        sql.SQL("drop table {}.{} cascade").format(sql.Identifier(schema), sql.Identifier(table))
+    )
+
+
+def _drop_for_resync(
     source: psycopg.Connection,
     warehouse: psycopg.Connection,
     settings: Settings,
     plan: TablePlan,
     marked_at: datetime,
-) -> int:
-    """Drop one raw table to load it again, its deletions kept: its keys gone from the source
-    are marked, then every marked row is held (``hold_deletions``) in the transaction that drops
-    it, as a full refresh does. Returns how many were newly marked."""
+) -> tuple[int, str | None]:
+    """Drop one raw table to load it again, its deletions kept, as a full refresh does (``reset``):
+    new deletes marked, then every marked row held in the transaction that drops it. Returns
+    ``_mark_deletes``'s count and note."""
     if not column_types(warehouse, DATASET, plan.spec.name, plan.key):
-        return 0
-    if not plan.spec.mutable:  # append-only: nothing is ever deleted, so nothing to hold
-        warehouse.execute(
-            sql.SQL("drop table {}.{} cascade").format(
-                sql.Identifier(DATASET), sql.Identifier(plan.spec.name)
-            )
-        )
-        return 0
-    marked = detect_deletes(
-        source, warehouse, settings.source_schema, plan.spec, plan.key, marked_at
+        return 0, None  # not in raw: nothing to drop
+    marked, note = (
+        _mark_deletes(source, warehouse, settings, plan.spec, plan.key, marked_at)
+        if plan.spec.mutable
+        else (0, None)  # append-only: nothing is ever deleted, so nothing to hold
     )
     with warehouse.transaction():
-        hold_deletions(warehouse, plan.spec, plan.key)
-        # with the views dbt built over it (the next build makes them again); dlt's own drop
-        # then finds it gone (it drops "if exists") and forgets its schema and state
-        warehouse.execute(
-            sql.SQL("drop table {}.{} cascade").format(
-                sql.Identifier(DATASET), sql.Identifier(plan.spec.name)
-            )
-        )
-    return marked
+        if plan.spec.mutable:
+            hold_deletions(warehouse, plan.spec, plan.key)
+        _drop_raw_table(warehouse, DATASET, plan.spec.name)
+    return marked, note
 
 
 def _forget_tables(dlt_pipeline: dlt.Pipeline, endpoints: Endpoints, names: list[str]) -> None:
@@ -459,15 +477,11 @@ def reset(
             plan = preflight(source, warehouse, settings.source_schema, spec, against_raw=False)
             keys[spec.name] = plan.key or spec.primary_key
             if plan.problem is None:
-                try:
-                    marked[spec.name] = detect_deletes(
-                        source, warehouse, settings.source_schema, spec, plan.key, marked_at
-                    )
-                except psycopg.Error as error:  # a key whose type changed: keep what is marked
-                    notes[spec.name] = (
-                        "deletes since the last ingest were not looked for before the full"
-                        f" refresh ({_root_cause(error)}); earlier deletion marks were kept"
-                    )
+                marked[spec.name], note = _mark_deletes(
+                    source, warehouse, settings, spec, plan.key, marked_at
+                )
+                if note is not None:
+                    notes[spec.name] = note
         with warehouse.transaction():
             for spec in TABLES:
                 if spec.mutable:
@@ -477,11 +491,7 @@ def reset(
                 (DATASET, f"{DATASET}_staging"),
             ).fetchall()
             for schema, table in tables:
-                warehouse.execute(
-                    sql.SQL("drop table {}.{} cascade").format(
-                        sql.Identifier(schema), sql.Identifier(table)
-                    )
-                )
+                _drop_raw_table(warehouse, schema, table)
     return pipeline(settings, endpoints).drop(), marked, notes
 
 

@@ -18,7 +18,7 @@ import psycopg
 from haven.warehouse import spark
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import Endpoints
-from ingestion.app.settings import DELETED_AT, TABLES
+from ingestion.app.settings import DELETED_AT, TABLES, TableSpec
 
 MONEY = {
     "orders": ("total_cents", "analytics.fct_orders", "total_cents"),
@@ -111,7 +111,7 @@ def reconcile(
     own (TABLES, MONEY), never user input, so the queries are plain text for either engine."""
     results = []
     for spec in TABLES:
-        live = f" where {DELETED_AT} is null" if spec.mutable else ""
+        live = _live(spec)
         amounts: dict[str, object] = {}
         money = MONEY.get(spec.name)
         if money:
@@ -156,6 +156,11 @@ def reconcile(
     return results
 
 
+def _live(spec: TableSpec) -> str:
+    """The where clause of a raw table's live rows (an append-only table has no deletions)."""
+    return f" where {DELETED_AT} is null" if spec.mutable else ""
+
+
 STAGED_TEST = "assert_raw_equals_staged_plus_quarantined"
 """The dbt test that raw's live rows equal the staged plus the quarantined rows, per table."""
 
@@ -167,7 +172,7 @@ def explain_staged_difference(endpoints: Endpoints) -> str:
         scalar = _postgres_scalar(warehouse)
         found = []
         for spec in TABLES:
-            live = f" where {DELETED_AT} is null" if spec.mutable else ""
+            live = _live(spec)
             difference = int(
                 scalar(  # type: ignore[call-overload]
                     f"select (select count(*) from staging.stg_app__{spec.name})"

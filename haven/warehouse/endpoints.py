@@ -158,8 +158,8 @@ def warehouse_role_problem(conn: psycopg.Connection) -> str | None:
         )
     if version >= 160000:
         unmanaged = conn.execute(
-            "select r.rolname from pg_roles as r where r.rolname like 'haven\\_%%'"
-            " and r.rolname = any(%s) and not exists (select from pg_auth_members as m"
+            "select r.rolname from pg_roles as r"
+            " where r.rolname = any(%s) and not exists (select from pg_auth_members as m"
             " where m.roleid = r.oid and m.member = (select oid from pg_roles"
             " where rolname = current_user) and m.admin_option) order by 1",
             (list(ROLES),),

@@ -13,6 +13,13 @@ from haven.settings import Settings
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import Endpoints
 
+MISSING_KEY = (
+    "HAVEN_PII_HASH_KEY is not set; a configured warehouse needs a secret key to mask emails"
+    " (for example: export HAVEN_PII_HASH_KEY=$(python -c 'import secrets;"
+    " print(secrets.token_hex(32))'))."
+)
+"""Said by ``haven up`` (before a run) and by the run itself when the key is missing."""
+
 
 def pii_hash_key(settings: Settings, endpoints: Endpoints) -> str:
     """The HMAC key for emails: from the environment, or for the embedded warehouse a random key
@@ -20,10 +27,7 @@ def pii_hash_key(settings: Settings, endpoints: Endpoints) -> str:
     if settings.pii_hash_key is not None:
         return settings.pii_hash_key.get_secret_value()
     if not endpoints.embedded:
-        raise HavenError(
-            "HAVEN_PII_HASH_KEY is not set; a real warehouse needs a secret key to mask emails "
-            "(for example: export HAVEN_PII_HASH_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'))."
-        )
+        raise HavenError(MISSING_KEY)
     path = settings.home / "pii_hash_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import psycopg
 from haven.settings import Settings
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import MCP, Endpoints
+from haven.warehouse.pii import MISSING_KEY
 
 MCP_TEMP_FILE_LIMIT = "256MB"
 """What roles.sql gives the MCP role where the warehouse role may set it."""
@@ -30,11 +31,7 @@ def check(settings: Settings, endpoints: Endpoints) -> Readiness:
     """Every gap ``haven up`` can see between this configuration and a run that succeeds."""
     readiness = Readiness()
     if not endpoints.embedded and settings.pii_hash_key is None:
-        readiness.problems.append(
-            "HAVEN_PII_HASH_KEY is not set; a configured warehouse needs a secret key to mask"
-            " emails (for example: export HAVEN_PII_HASH_KEY=$(python -c 'import secrets;"
-            " print(secrets.token_hex(32))'))."
-        )
+        readiness.problems.append(MISSING_KEY)
     with connect(endpoints.warehouse_url, purpose="warehouse") as warehouse:
         readiness.warnings.extend(warehouse_warnings(warehouse))
     if settings.source_url is not None:

@@ -301,9 +301,7 @@ def detect_deletes(
             ).format(
                 raw=raw,
                 deleted=sql.Identifier(DELETED_AT),
-                match=sql.SQL(" and ").join(
-                    sql.SQL("s.{name} = r.{name}").format(name=sql.Identifier(name)) for name in key
-                ),
+                match=_same_key(key, "s", "r"),
             ),
             (load_started,),
         )
@@ -332,7 +330,7 @@ def hold_deletions(warehouse: psycopg.Connection, spec: TableSpec, key: tuple[st
     held = sql.SQL("{}.{}").format(sql.Identifier(TOMBSTONES), sql.Identifier(spec.name))
     if not column_types(warehouse, TOMBSTONES, spec.name, key):
         warehouse.execute(sql.SQL("create table {} (like {})").format(held, raw))
-    columns = _shared_columns(warehouse, ("raw_app", spec.name), (TOMBSTONES, spec.name))
+    columns = _shared_columns(warehouse, spec)
     inserted = warehouse.execute(
         sql.SQL(
             "insert into {held} ({columns}) select {columns} from {raw} as r"
@@ -365,9 +363,9 @@ def restore_deletions(warehouse: psycopg.Connection, spec: TableSpec, key: tuple
     raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
     with warehouse.transaction():
         add_deletion_mark(warehouse, spec)
-        columns = _shared_columns(warehouse, ("raw_app", spec.name), (TOMBSTONES, spec.name))
-        for name in _not_null_columns(warehouse, spec.name):
-            if name not in columns:
+        columns = _shared_columns(warehouse, spec)
+        for name, (_type, nullable) in source_columns(warehouse, "raw_app", spec.name).items():
+            if not nullable and name not in columns:
                 warehouse.execute(
                     sql.SQL("alter table {} alter column {} drop not null").format(
                         raw, sql.Identifier(name)
@@ -393,27 +391,10 @@ def restore_deletions(warehouse: psycopg.Connection, spec: TableSpec, key: tuple
     return restored
 
 
-def _shared_columns(
-    warehouse: psycopg.Connection, first: tuple[str, str], second: tuple[str, str]
-) -> list[str]:
-    """The columns two tables both have, in the first table's order."""
-    rows = warehouse.execute(
-        "select a.column_name from information_schema.columns as a"
-        " join information_schema.columns as b on b.column_name = a.column_name"
-        " and b.table_schema = %s and b.table_name = %s"
-        " where a.table_schema = %s and a.table_name = %s order by a.ordinal_position",
-        (*second, *first),
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
-def _not_null_columns(warehouse: psycopg.Connection, table: str) -> list[str]:
-    rows = warehouse.execute(
-        "select column_name from information_schema.columns"
-        " where table_schema = 'raw_app' and table_name = %s and is_nullable = 'NO'",
-        (table,),
-    ).fetchall()
-    return [name for (name,) in rows]
+def _shared_columns(warehouse: psycopg.Connection, spec: TableSpec) -> list[str]:
+    """The columns raw_app.<table> and its held deletions both have, in raw's order."""
+    held = source_columns(warehouse, TOMBSTONES, spec.name)
+    return [name for name in source_columns(warehouse, "raw_app", spec.name) if name in held]
 
 
 def _same_key(key: tuple[str, ...], left: str, right: str) -> sql.Composed:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -129,6 +130,19 @@ def haven_ok(*args: str, env: dict[str, str], home: Path) -> str:
     return " ".join(output.split())
 
 
+@contextmanager
+def reader_cannot_read(server: Server, table: str) -> Iterator[None]:
+    """The source's owner takes SELECT on one table from the reader, and gives it back."""
+    with psycopg.connect(
+        server.url(APP_OWNER, APP_OWNER_PASSWORD, "clutter_app"), autocommit=True
+    ) as app:
+        app.execute(f"revoke select on {table} from {READER}")
+        try:
+            yield
+        finally:
+            app.execute(f"grant select on {table} to {READER}")
+
+
 def files_holding(secret: bytes, *roots: Path) -> list[str]:
     """Every file under ``roots`` whose bytes contain ``secret``."""
     hits = []
@@ -210,14 +224,8 @@ def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, home: Path) 
     assert (
         result.returncode == 1 and "HAVEN_PII_HASH_KEY is not set" in result.stderr + result.stdout
     )
-    with psycopg.connect(
-        server.url(APP_OWNER, APP_OWNER_PASSWORD, "clutter_app"), autocommit=True
-    ) as app:
-        app.execute(f"revoke select on orders from {READER}")
-        try:
-            result = haven_out("up", env=as_reader, home=home)
-        finally:
-            app.execute(f"grant select on orders to {READER}")
+    with reader_cannot_read(server, "orders"):
+        result = haven_out("up", env=as_reader, home=home)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1, output
     assert f"The source role {READER} cannot read public.orders" in output, output
@@ -243,14 +251,8 @@ def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
     assert "warning: The MCP role haven_mcp has no temp_file_limit" in status, status
     haven_ok("report", env=as_reader, home=home)
     haven_ok("docs", "--no-serve", env=as_reader, home=home)
-    with psycopg.connect(
-        server.url(APP_OWNER, APP_OWNER_PASSWORD, "clutter_app"), autocommit=True
-    ) as app:
-        app.execute(f"revoke select on reviews from {READER}")
-        try:
-            failed = haven_out("run", env=as_reader, home=home)
-        finally:
-            app.execute(f"grant select on reviews to {READER}")
+    with reader_cannot_read(server, "reviews"):
+        failed = haven_out("run", env=as_reader, home=home)
     assert failed.returncode == 1
     assert "error: schema contract violated, not loaded: reviews" in failed.stderr
     haven_ok("status", env=as_reader, home=home)
