@@ -180,11 +180,19 @@ def _explain(outcome: DbtOutcome, endpoints: Endpoints) -> str | None:
 
 @task(name="ingest", timeout_seconds=3600, **RETRY)
 def ingest_step(
-    settings: Settings, endpoints: Endpoints, full_refresh: bool, engine: Engine
+    settings: Settings, endpoints: Endpoints, full_refresh: bool, full_tests: bool, engine: Engine
 ) -> IngestReport:
-    """Into PostgreSQL's raw; for Spark also what changed appended to the lake."""
+    """Into PostgreSQL's raw, its values compared with the source's and differing rows read
+    again (every row when ``full_tests``, the nightly run; the re-read window otherwise); for
+    Spark also what changed appended to the lake."""
     with _measured("ingest"):
-        report = ingest(settings, endpoints, full_refresh=full_refresh)
+        report = ingest(
+            settings,
+            endpoints,
+            full_refresh=full_refresh,
+            values="all" if full_tests else "changed",
+            repair=True,
+        )
         if report.failed:
             details = "; ".join(f"{row.table}: {row.problem}" for row in report.failed)
             raise DataTestFailure(f"schema contract violated, not loaded: {details}")
@@ -337,7 +345,7 @@ def elt(
             logger.info("recorded run %s (the warehouse was down when it ended)", kept.run_id)
         try:
             run.ingest = step(
-                "ingest", lambda: ingest_step(settings, endpoints, full_refresh, engine)
+                "ingest", lambda: ingest_step(settings, endpoints, full_refresh, full_tests, engine)
             )
             variables = build_variables(full_refresh=full_refresh, full_tests=full_tests)
             run.dbt_results["build"] = step(
@@ -435,6 +443,21 @@ def _alerts_for(run: history.RunRecord) -> list[alerts.Alert]:
         found.append(
             alerts.Alert("freshness", "sources past their freshness threshold: " + ", ".join(stale))
         )
+    if run.ingest is not None:
+        differing = [
+            f"{t.table} ({len(t.values.differing):,} row(s), keys {', '.join(t.values.sample_keys)})"
+            for t in run.ingest.tables.values()
+            if t.values is not None and t.values.differing
+        ]
+        if differing:
+            found.append(
+                alerts.Alert(
+                    "reconciliation",
+                    "raw_app's values differ from the source after the repair: "
+                    + ", ".join(differing)
+                    + "; run `haven ingest --repair`",
+                )
+            )
     unbalanced = [r for r in run.reconciliation if not r.balanced]
     if unbalanced:
         details = ", ".join(

@@ -19,6 +19,8 @@ os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
 
 import dlt  # noqa: E402
 import psycopg  # noqa: E402
+from dlt.common.pipeline import NormalizeInfo  # noqa: E402
+from dlt.extract.source import DltSource  # noqa: E402
 from dlt.extract.state import reset_resource_state  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from psycopg import sql  # noqa: E402
@@ -38,19 +40,33 @@ from ingestion.app.helpers import (  # noqa: E402
     loaded_versions,
     preflight,
     restore_deletions,
+    widen_columns,
 )
 from ingestion.app.settings import TABLES, TableSpec  # noqa: E402
+from ingestion.app.values import Scope, ValueCheck, compare_values  # noqa: E402
 
 
-class _QuietHintMerge(logging.Filter):
-    """connectorx marks every arrow column nullable and without precision; dlt keeps the reflected
-    hints (what we want) and warns once per table per run. Drop that one warning."""
+class _QuietDltLog(logging.Filter):
+    """dlt's log, kept to what a user reads. connectorx marks every arrow column nullable and
+    without precision; dlt keeps the reflected hints (what we want) and warns once per table per
+    run: that warning goes. A failing load job is logged with its whole traceback at every
+    retry: only its first line and the database's error line stay (the ingest's own error then
+    names the step and the cause, in one sentence)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "column hints were different" not in record.getMessage()
+        message = record.getMessage()
+        if "column hints were different" in message:
+            return False
+        if record.exc_info or "Traceback (most recent call last)" in message:
+            head = message.split("Traceback (most recent call last)")[0].strip()
+            cause = [line.strip() for line in message.splitlines() if "ERROR:" in line]
+            record.msg = " ".join([head.splitlines()[0] if head else "", *cause[:1]]).strip()
+            record.args = ()
+            record.exc_info = record.exc_text = None
+        return True
 
 
-logging.getLogger("dlt").addFilter(_QuietHintMerge())
+logging.getLogger("dlt").addFilter(_QuietDltLog())
 
 PIPELINE_NAME = "app"
 DATASET = "raw_app"
@@ -69,7 +85,11 @@ class TableReport:
     note: str | None = None
     """Something the user should know that did not stop the table's load."""
     new_columns: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
+    """Raw columns given the source's wider type ("commission_rate to numeric(7, 4)")."""
     problem: str | None = None
+    values: ValueCheck | None = None
+    """What the value reconciliation found (when the ingest was asked for one)."""
 
 
 @dataclass
@@ -111,6 +131,8 @@ def ingest(
     tables: tuple[TableSpec, ...] = TABLES,
     full_refresh: bool = False,
     resync: frozenset[str] = frozenset(),
+    values: Scope | None = None,
+    repair: bool = False,
     progress: Progress = lambda _: None,
 ) -> IngestReport:
     """Load every table whose preflight passes; tables with a problem are reported, not loaded.
@@ -123,6 +145,10 @@ def ingest(
     ``resync`` names tables to load again whole the same way (after a column was dropped,
     renamed or changed type in the source, once the staging model follows). A table that gained
     a column is re-synced by itself, so the column lands for every row, not only changed ones.
+
+    ``values`` then compares raw's live rows with the source's over every column (``all`` rows,
+    or the ``changed`` ones of the overlap window), and ``repair`` reads the rows that differ
+    again (an update that never touched the cursor, a row that landed wrong).
     """
     started = time.perf_counter()
     load_started = datetime.now(UTC)
@@ -174,6 +200,11 @@ def ingest(
         for plan in plans:
             reports[plan.spec.name].new_columns = plan.new_columns
             reports[plan.spec.name].problem = plan.problem
+            if plan.problem is None and plan.widened:
+                widen_columns(warehouse, plan.spec, plan.widened)
+                reports[plan.spec.name].widened = [
+                    f"{name} to {wider}" for name, wider in plan.widened.items()
+                ]
         runnable = tuple(plan.spec for plan in plans if plan.problem is None)
         loaded = {
             plan.spec.name: loaded_versions(warehouse, plan.spec, plan.key, lag)
@@ -212,35 +243,11 @@ def ingest(
             primary_keys={plan.spec.name: plan.key for plan in plans},
             on_batch=on_batch,
         )
-        try:
-            progress("extracting")
-            dlt_pipeline.extract(source, loader_file_format="parquet")
-            progress("normalizing")
-            normalized = dlt_pipeline.normalize()
-            progress("loading into raw_app (parquet, binary COPY)")
-            info = dlt_pipeline.load()
-        except PipelineStepFailed as error:
-            raise HavenError(
-                f"The ingest failed at the {error.step} step: {_root_cause(error)}."
-            ) from None
-        except BaseException as error:
-            # connectorx panics (a pyo3 PanicException, a BaseException) when its connection is
-            # reset mid-read; as an ordinary error the flow can judge it and retry
-            if type(error).__name__ != "PanicException":
-                raise
-            raise HavenError(
-                f"The ingest failed at the extract step: {str(error).splitlines()[0]}."
-            ) from None
-        load_id = info.loads_ids[-1] if info.loads_ids else None
+        load_id, normalized = _load(dlt_pipeline, source, progress)
         for table_name, rows in normalized.row_counts.items():
             if table_name in reports:
                 reports[table_name].loaded += rows
-        bytes_moved = sum(
-            metrics.file_size
-            for packages in normalized.metrics.values()
-            for step in packages
-            for metrics in step["job_metrics"].values()
-        )
+        bytes_moved = _bytes_moved(normalized)
 
     progress("looking for hard deletes, indexing and analysing raw_app")
     with (
@@ -256,7 +263,144 @@ def ingest(
             if plan.problem is None:
                 index_raw(warehouse, plan.spec, plan.key)
                 analyze_raw(warehouse, plan.spec, reports[plan.spec.name].loaded)
-    return IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved, recovered)
+    report = IngestReport(reports, time.perf_counter() - started, load_id, bytes_moved, recovered)
+    if values is not None:
+        checked = [plan for plan in plans if plan.problem is None]
+        _check_values(settings, endpoints, checked, values, report, progress)
+        if repair:
+            _repair(settings, endpoints, dlt_pipeline, checked, values, report, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load(
+    dlt_pipeline: dlt.Pipeline, source: DltSource, progress: Progress
+) -> tuple[str | None, NormalizeInfo]:
+    """Extract, normalize and load ``source``; a failure is one sentence naming the step."""
+    try:
+        progress("extracting")
+        dlt_pipeline.extract(source, loader_file_format="parquet")
+        progress("normalizing")
+        normalized = dlt_pipeline.normalize()
+        progress("loading into raw_app (parquet, binary COPY)")
+        info = dlt_pipeline.load()
+    except PipelineStepFailed as error:
+        raise HavenError(
+            f"The ingest failed at the {error.step} step: {_root_cause(error)}."
+        ) from None
+    except BaseException as error:
+        # connectorx panics (a pyo3 PanicException, a BaseException) when its connection is
+        # reset mid-read; as an ordinary error the flow can judge it and retry
+        if type(error).__name__ != "PanicException":
+            raise
+        raise HavenError(
+            f"The ingest failed at the extract step: {str(error).splitlines()[0]}."
+        ) from None
+    return (info.loads_ids[-1] if info.loads_ids else None), normalized
+
+
+def _bytes_moved(normalized: NormalizeInfo) -> int:
+    """Size of the load files written (what crossed from source to warehouse)."""
+    return sum(
+        metrics.file_size
+        for packages in normalized.metrics.values()
+        for step in packages
+        for metrics in step["job_metrics"].values()
+    )
+
+
+def _check_values(
+    settings: Settings,
+    endpoints: Endpoints,
+    plans: list[TablePlan],
+    scope: Scope,
+    report: IngestReport,
+    progress: Progress,
+) -> None:
+    """Compare raw's values with the source's for ``plans``' tables; each table's finding goes
+    into its report (``TableReport.values``)."""
+    rows = "every row" if scope == "all" else "the rows in the overlap window"
+    progress(f"comparing raw_app's values with the source ({rows})")
+    lag = timedelta(seconds=settings.ingest_lag_seconds)
+    with (
+        connect(endpoints.source_url, purpose="source database") as source,
+        connect(endpoints.role_url(LOADER), purpose="warehouse") as warehouse,
+    ):
+        for plan in plans:
+            report.tables[plan.spec.name].values = compare_values(
+                source,
+                warehouse,
+                settings.source_schema,
+                plan.spec,
+                plan.key,
+                scope,
+                lag=lag,
+                load_id=report.load_id,
+            )
+
+
+REPAIR_KEYS = 20_000
+"""A table with more differing rows than this is re-synced whole rather than read by key."""
+
+
+def _repair(
+    settings: Settings,
+    endpoints: Endpoints,
+    dlt_pipeline: dlt.Pipeline,
+    plans: list[TablePlan],
+    scope: Scope,
+    report: IngestReport,
+    progress: Progress,
+) -> None:
+    """Read the differing rows again from the source and merge them into raw (a table with more
+    than ``REPAIR_KEYS`` of them is re-synced whole, its deletions kept), then compare again:
+    each table's ``values`` then says how many were repaired and what still differs."""
+    broken = {
+        plan.spec.name: plan
+        for plan in plans
+        if (check := report.tables[plan.spec.name].values) is not None and check.differing
+    }
+    if not broken:
+        return
+    found = {name: len(report.tables[name].values.differing) for name in broken}  # type: ignore[union-attr]
+    by_key = {name: plan for name, plan in broken.items() if found[name] <= REPAIR_KEYS}
+    if by_key:
+        progress(f"repairing {', '.join(by_key)}: reading the differing rows again")
+
+        def on_batch(table: str, rows: int) -> None:
+            report.tables[table].extracted += rows
+
+        source = app(
+            credentials=endpoints.source_url,
+            schema=settings.source_schema,
+            tables=tuple(plan.spec for plan in by_key.values()),
+            decimals={name: plan.decimals for name, plan in by_key.items()},
+            primary_keys={name: plan.key for name, plan in by_key.items()},
+            repair={name: report.tables[name].values.differing for name in by_key},  # type: ignore[union-attr]
+            on_batch=on_batch,
+        )
+        report.load_id, normalized = _load(dlt_pipeline, source, progress)
+        for table_name, rows in normalized.row_counts.items():
+            if table_name in report.tables:
+                report.tables[table_name].loaded += rows
+        report.bytes_moved += _bytes_moved(normalized)
+    for name, plan in broken.items():
+        if name in by_key:
+            continue
+        progress(f"repairing {name}: {found[name]:,} rows differ, re-syncing the table")
+        again = ingest(settings, endpoints, tables=(plan.spec,), resync=frozenset({name}))
+        table = report.tables[name]
+        table.loaded += again.tables[name].loaded
+        table.extracted += again.tables[name].extracted
+        table.resynced = True
+        table.problem = again.tables[name].problem
+        report.bytes_moved += again.bytes_moved
+        report.load_id = again.load_id or report.load_id
+    _check_values(settings, endpoints, list(broken.values()), scope, report, progress)
+    for name in broken:
+        check = report.tables[name].values
+        if check is not None:
+            check.repaired = found[name] - len(check.differing)
 
 
 def recover(

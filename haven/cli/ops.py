@@ -22,7 +22,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
     runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
 ) -> None:
-    """Recent runs, freshness, failing tests, quarantine counts and reconciliation differences."""
+    """Recent runs, freshness, failing tests, quarantine counts, reconciliation differences and
+    each table's last value check."""
     if runs < 1:  # before the imports: Prefect and dlt take seconds to import
         raise HavenError(f"--runs must be at least 1, got {runs}.")
     from flows.server import local_server, ui_url
@@ -158,6 +159,30 @@ def _status_sections(
                     ),
                 ]
                 for row in data["reconciliation_differences"]
+            ],
+        ),
+        (
+            "values, source against raw (last check of each table, UTC)",
+            [
+                ("table", left),
+                ("checked", left),
+                ("scope", left),
+                ("rows", right),
+                ("differ", right),
+                ("repaired", right),
+                ("keys", left),
+            ],
+            [
+                [
+                    str(row["table_name"]),
+                    f"{row['checked_at']:%m-%d %H:%M}",  # type: ignore[str-format]
+                    str(row["scope"]),
+                    f"{row['rows_compared']:,}",
+                    f"{row['rows_differing']:,}",
+                    f"{row['rows_repaired']:,}",
+                    ", ".join(row["sample_keys"][:3]),  # type: ignore[index]
+                ]
+                for row in data["value_checks"]
             ],
         ),
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from haven.warehouse import endpoints as warehouse
 from haven.warehouse.connection import redact
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import ANALYST
+
+if TYPE_CHECKING:
+    from ingestion.app.values import ValueCheck
 
 
 @app.command()
@@ -34,9 +37,17 @@ def ingest(
             " renamed or changed type in the source); repeat for several.",
         ),
     ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="Compare every live row of raw_app with the source over every column and read"
+            " the rows that differ again (an update that did not touch updated_at, say).",
+        ),
+    ] = False,
 ) -> None:
-    """Land every application table in raw_app (incremental, merge on key, hard deletes marked);
-    with --engine spark also in the Spark lake, as an append log of parquet versions."""
+    """Land every application table in raw_app (incremental, merge on key, hard deletes marked)
+    and compare the rows the ingest re-read with the source, value by value; with --engine spark
+    also in the Spark lake, as an append log of parquet versions."""
     from ingestion.app.settings import TABLES
     from ingestion.pipeline import ingest as run_ingest  # dlt is slow to import; only here
 
@@ -56,6 +67,8 @@ def ingest(
             endpoints,
             full_refresh=full_refresh,
             resync=frozenset(resync or ()),
+            values="all" if repair else "changed",
+            repair=repair,
             progress=lambda step: status.update(step),
         )
     if report.recovered:
@@ -70,8 +83,10 @@ def ingest(
             note
             for note in (
                 f"new column(s): {', '.join(row.new_columns)}" if row.new_columns else "",
+                f"widened: {', '.join(row.widened)}" if row.widened else "",
                 "re-synced: every row loaded again" if row.resynced else "",
                 f"{row.kept_deleted:,} deletion mark(s) kept" if row.kept_deleted else "",
+                _value_note(row.values),
                 row.note or "",
             )
             if note
@@ -97,6 +112,14 @@ def ingest(
         )
     for row in report.failed:
         console.print(f"[red]{row.table}[/]: {row.problem}", highlight=False)
+    differing = [row.table for row in report.tables.values() if row.values and row.values.differing]
+    if differing:
+        console.print(
+            f"[yellow]warning:[/] raw_app's values differ from the source in {', '.join(differing)}"
+            " (an update that did not touch updated_at?); run `haven ingest --repair`.",
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.failed:
         names = ", ".join(row.table for row in report.failed)
         raise HavenError(
@@ -283,6 +306,21 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _value_note(check: ValueCheck | None) -> str:
+    """The ingest table's note on a table's value check: what differs, what was repaired."""
+    if check is None:
+        return ""
+    notes = []
+    if check.repaired:
+        notes.append(f"{check.repaired:,} differing row(s) read again")
+    if check.differing:
+        notes.append(
+            f"{len(check.differing):,} row(s) differ from the source (keys"
+            f" {', '.join(check.sample_keys)})"
+        )
+    return "; ".join(notes)
 
 
 def _check_lake(settings: Settings, *, full_refresh: bool) -> None:

@@ -91,7 +91,8 @@ def build_server(connections: Connections) -> MCPServer:
         return tools.recent_runs(connections, limit)
 
     def reconciliation() -> list[dict[str, Any]]:
-        """Per table at the latest run: source, raw, staged and quarantined rows, and money differences."""
+        """Per table at the latest run: source, raw, staged and quarantined rows, and money
+        differences; and each table's last value check (rows compared, differing, repaired)."""
         return tools.reconciliation(connections)
 
     for function in (

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from haven.errors import HavenError
 from haven.mcp_server import manifest as dbt_manifest
 from haven.mcp_server.safety import CheckedSql, check, refuse_volatile
+from haven.ops.status import LATEST_VALUE_CHECKS
 
 MAX_ROWS = 500
 MAX_BYTES = 256 * 1024
@@ -457,12 +458,30 @@ def source_freshness(connections: Connections) -> list[dict[str, Any]]:
 
 
 def reconciliation(connections: Connections) -> list[dict[str, Any]]:
-    """Per table: source, raw, staged and quarantined rows, and money differences (latest run)."""
-    return _latest_run_rows(
-        connections,
-        "select table_name, source_rows, raw_rows, staged_rows, quarantined_rows, row_difference,"
-        " amount_difference from ops.reconciliation where run_id = %(run_id)s order by table_name",
-    )
+    """Per table: source, raw, staged and quarantined rows, and money differences (latest run),
+    and the table's last value check (source against raw over every column)."""
+    counts = {
+        row["table_name"]: row
+        for row in _latest_run_rows(
+            connections,
+            "select table_name, source_rows, raw_rows, staged_rows, quarantined_rows,"
+            " row_difference, amount_difference from ops.reconciliation"
+            " where run_id = %(run_id)s order by table_name",
+        )
+    }
+    with _session(connections.reader_url) as conn:
+        recorded = conn.execute(
+            "select to_regclass('ops.value_checks') is not null as present"
+        ).fetchone()
+        values = conn.execute(LATEST_VALUE_CHECKS).fetchall() if recorded["present"] else []  # type: ignore[index,call-overload,arg-type]
+    for value_check in values:
+        row = counts.setdefault(
+            value_check["table_name"], {"table_name": value_check["table_name"]}
+        )
+        row["values"] = {
+            key: _jsonable(value) for key, value in value_check.items() if key != "table_name"
+        }
+    return [counts[name] for name in sorted(counts)]
 
 
 def recent_runs(connections: Connections, limit: int = 10) -> list[dict[str, Any]]:

@@ -139,6 +139,24 @@ def record(conn: psycopg.Connection, run: RunRecord) -> None:
                         for t in ingest.tables.values()
                     ],
                 )
+                cursor.executemany(
+                    "insert into ops.value_checks values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            run.run_id,
+                            t.table,
+                            run.finished_at or run.started_at,
+                            t.values.scope,
+                            t.values.rows_compared,
+                            len(t.values.differing),
+                            t.values.repaired,
+                            t.values.sample_keys,
+                            t.values.not_yet_deleted,
+                        )
+                        for t in ingest.tables.values()
+                        if t.values is not None
+                    ],
+                )
             cursor.executemany(
                 "insert into ops.dbt_results (run_id, command, unique_id, resource_type, status, seconds,"
                 " rows_affected, message, model) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"

@@ -19,6 +19,8 @@ import psycopg
 from plotly.offline import get_plotlyjs
 from psycopg.rows import dict_row
 
+from haven.ops.status import LATEST_VALUE_CHECKS
+
 RUNS_SHOWN = 100
 COLORS = {
     "completed": "#2e7d32",
@@ -316,10 +318,13 @@ def quarantine_panel(quarantine: list[dict[str, Any]] | None) -> Panel:
     )
 
 
-def reconciliation_panel(reconciliation: list[dict[str, Any]]) -> Panel:
+def reconciliation_panel(
+    reconciliation: list[dict[str, Any]], values: list[dict[str, Any]] | None = None
+) -> Panel:
     explanation = (
         "Latest run: rows in the source against rows staged plus quarantined, per table; a"
-        " difference (source minus both) is drawn in red and listed under the chart."
+        " difference (source minus both) is drawn in red and listed under the chart, with what"
+        " each table's last value check (raw against the source, column by column) found."
     )
     panel = partial(Panel, "reconciliation", "Reconciliation", explanation)
     if not reconciliation:
@@ -362,7 +367,38 @@ def reconciliation_panel(reconciliation: list[dict[str, Any]]) -> Panel:
         )
     return panel(
         _layout(figure, height=max(260, 100 + 44 * len(tables)), x_title="rows (log scale)"),
-        footer=footer,
+        footer=footer + _values_footer(values or []),
+    )
+
+
+def _values_footer(values: list[dict[str, Any]]) -> str:
+    """What each table's last value check found: rows that differ (failed), rows read again
+    (repaired), or that every checked row matches."""
+    if not values:
+        return ""
+    items = []
+    for row in values:
+        name = html.escape(row["table_name"])
+        when = f"{row['checked_at']:%Y-%m-%d %H:%M}"
+        if row["rows_differing"]:
+            keys = html.escape(", ".join(row["sample_keys"]))
+            items.append(
+                f"<li class='failed'>{name}: {row['rows_differing']:,} row(s) differ from the"
+                f" source in value (keys {keys}; checked {when} UTC): run"
+                " <code>haven ingest --repair</code></li>"
+            )
+        elif row["rows_repaired"]:
+            items.append(
+                f"<li class='warn'>{name}: {row['rows_repaired']:,} row(s) differed from the source"
+                f" in value and were read again ({when} UTC): an update that did not move"
+                " updated_at?</li>"
+            )
+    if items:
+        return f"<ul class='differences values'>{''.join(items)}</ul>"
+    compared = sum(row["rows_compared"] for row in values)
+    return (
+        f"<p class='differences completed'>Values match the source in every table ({compared:,}"
+        " rows compared at each table's last check).</p>"
     )
 
 
@@ -461,6 +497,13 @@ def panels(
         " order by table_name desc",
         (latest,),
     )
+    values = (
+        _query(conn, LATEST_VALUE_CHECKS)
+        if _query(conn, "select to_regclass('ops.value_checks') is not null as present")[0][
+            "present"
+        ]
+        else []
+    )
     quarantine = None
     if _query(conn, "select to_regclass('quarantine.quarantined_rows') is not null as present")[0][
         "present"
@@ -478,7 +521,7 @@ def panels(
             rows_loaded_panel(runs, tables),
             freshness_panel(freshness),
             quarantine_panel(quarantine),
-            reconciliation_panel(reconciliation),
+            reconciliation_panel(reconciliation, values),
             tests_by_model_panel(results),
         ],
         runs,
@@ -553,7 +596,7 @@ h1 {{ margin: 0 0 .25rem; font-size: 1.6rem; }}
 .scroll {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; background: #fff; font-size: .85rem; }}
 td, th {{ border-bottom: 1px solid #eee; padding: .3rem .6rem; text-align: right; white-space: nowrap; }}
-.failed {{ color: #c62828; }} .completed {{ color: #2e7d32; }}
+.failed {{ color: #c62828; }} .completed {{ color: #2e7d32; }} .warn {{ color: #ef6c00; }}
 .runs-table {{ margin-top: 1rem; }}
 .differences {{ font-size: .85rem; margin: .25rem 0 0; }}
 </style>

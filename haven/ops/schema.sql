@@ -95,3 +95,18 @@ create table if not exists ops.alerts (
     message text not null,
     delivered boolean not null
 );
+
+-- Value reconciliation: raw's live rows against the source's over every column (ingestion/app/
+-- values.py), per table per run; differing rows are read again (repaired) by the run
+create table if not exists ops.value_checks (
+    run_id uuid not null references ops.runs (run_id) on delete cascade,
+    table_name text not null,
+    checked_at timestamptz not null,
+    scope text not null,
+    rows_compared bigint not null,
+    rows_differing bigint not null,
+    rows_repaired bigint not null,
+    sample_keys text [] not null,
+    not_yet_deleted bigint not null,
+    primary key (run_id, table_name)
+);

@@ -1,5 +1,6 @@
-"""``haven status``: the last runs, freshness, failing tests, quarantine and reconciliation, read
-from the warehouse (ops and quarantine schemas) as one plain dictionary (``--json`` prints it)."""
+"""``haven status``: the last runs, freshness, failing tests, quarantine and reconciliation (counts
+and values), read from the warehouse (ops and quarantine schemas) as one plain dictionary
+(``--json`` prints it)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from haven.ops.history import ensure_schema
+LATEST_VALUE_CHECKS = (
+    "select distinct on (table_name) table_name, checked_at, scope, rows_compared, rows_differing,"
+    " rows_repaired, sample_keys from ops.value_checks order by table_name, checked_at desc"
+)
+"""The last value reconciliation of each table, whichever run made it (a run that failed before
+its check leaves the previous one standing)."""
 
 
 def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
+    from haven.ops.history import ensure_schema  # here: it imports the ingest (dlt), which the
+    # MCP server, reading LATEST_VALUE_CHECKS, does not need
+
     ensure_schema(conn)
     with conn.cursor(row_factory=dict_row) as cursor:
         recent = cursor.execute(
@@ -37,6 +46,7 @@ def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
             " amount_difference from ops.reconciliation where run_id = %s order by table_name",
             (latest,),
         ).fetchall()
+        values = cursor.execute(LATEST_VALUE_CHECKS).fetchall()
         exists = cursor.execute(
             "select to_regclass('quarantine.quarantined_rows') is not null as present"
         ).fetchone()
@@ -56,4 +66,6 @@ def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
         "reconciliation_differences": [
             row for row in reconciliation if row["row_difference"] or row["amount_difference"]
         ],
+        "value_checks": values,
+        "value_differences": [row for row in values if row["rows_differing"]],
     }

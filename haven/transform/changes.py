@@ -4,7 +4,8 @@ Every incremental model finds its own changes (macros/changes.sql), but dbt stil
 node: about two hundred of them, several seconds even when each finds nothing. So a run first
 asks the warehouse whether anything could have changed since the last complete build with the
 same project files and dbt vars: a raw row loaded or marked deleted after that build started.
-If nothing did, the build is skipped and the run says so.
+If nothing did (and every base view over raw is still there), the build is skipped and the run
+says so.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def _latest_raw_change(conn: psycopg.Connection) -> datetime | None:
     return max(present) if present else None
 
 
+def _base_view_missing(conn: psycopg.Connection) -> bool:
+    """A view of the base models over raw is gone: a raw column widened in place drops the views
+    that read it (``ingestion.app.helpers.widen_columns``), and only a build makes them again."""
+    row = conn.execute(
+        "select count(*) from pg_views where schemaname = 'staging' and viewname = any(%s)",
+        ([f"base_app__{spec.name}" for spec in TABLES],),
+    ).fetchone()
+    return row is None or row[0] < len(TABLES)
+
+
 def nothing_to_build(
     conn: psycopg.Connection, project: str, variables: Mapping[str, object]
 ) -> bool:
@@ -95,7 +106,7 @@ def nothing_to_build(
         (project, [json.dumps(dict(variables), sort_keys=True), "{}"]),
     ).fetchone()
     last_build = row[0] if row else None
-    if last_build is None:
+    if last_build is None or _base_view_missing(conn):
         return False
     latest = _latest_raw_change(conn)
     return latest is None or latest < last_build

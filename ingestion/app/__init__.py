@@ -8,11 +8,13 @@ and merged on the key; append-only tables are appended by id.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
+from sqlalchemy import Select, Table, tuple_
 
 from ingestion.app.helpers import drop_loaded, restore_decimals, widen_small_integers
 from ingestion.app.settings import TABLES, TableSpec
@@ -33,6 +35,7 @@ def app(
     appended_through: Mapping[str, object] | None = None,
     decimals: Mapping[str, dict[str, tuple[int, int]]] | None = None,
     primary_keys: Mapping[str, tuple[str, ...]] | None = None,
+    repair: Mapping[str, list[tuple[object, ...]]] | None = None,
     on_batch: BatchCallback | None = None,
 ) -> list[DltResource]:
     """One resource per table in ``tables``.
@@ -45,6 +48,9 @@ def app(
     table is read from just after it (raw is the truth, not dlt's remembered cursor).
     ``decimals`` holds each table's source ``numeric(p, s)`` columns, restored after connectorx.
     ``primary_keys`` holds each table's primary key as the source's catalog declares it.
+    ``repair`` holds, per table, keys to read again whatever their cursor (rows raw holds with
+    values the source does not have, ``ingestion.app.values``): such a table is read by those
+    keys only, not incrementally, and merged on its key.
     ``on_batch`` is told the table and row count of every extracted batch (progress).
     """
     return [
@@ -60,6 +66,7 @@ def app(
             start_after=(appended_through or {}).get(spec.name),
             decimals=(decimals or {}).get(spec.name, {}),
             key=(primary_keys or {}).get(spec.name, spec.primary_key),
+            only_keys=(repair or {}).get(spec.name),
             on_batch=on_batch,
         )
         for spec in tables
@@ -79,8 +86,18 @@ def _table_resource(
     start_after: object,
     decimals: dict[str, tuple[int, int]],
     key: tuple[str, ...],
+    only_keys: list[tuple[object, ...]] | None,
     on_batch: BatchCallback | None,
 ) -> DltResource:
+    by_key = None
+    if only_keys is not None:
+
+        def by_key(query: Select[Any], table: Table) -> Select[Any]:
+            columns = [table.c[name] for name in key]
+            if len(columns) == 1:
+                return query.where(columns[0].in_([values[0] for values in only_keys]))
+            return query.where(tuple_(*columns).in_(only_keys))
+
     resource = sql_table(
         credentials=credentials,
         table=spec.name,
@@ -90,19 +107,26 @@ def _table_resource(
         backend_kwargs={"return_type": "arrow_stream"} if backend == "connectorx" else None,
         reflection_level="full_with_precision",
         type_adapter_callback=widen_small_integers,
-        incremental=dlt.sources.incremental(
+        query_adapter_callback=by_key,
+        incremental=None
+        if only_keys is not None
+        else dlt.sources.incremental(
             spec.cursor,
             initial_value=start_after,
             range_start="open" if start_after is not None else "closed",
             lag=float(lag_seconds) if spec.mutable else None,
             on_cursor_value_missing="raise",
         ),
-        write_disposition="append" if first_load else spec.disposition,
+        write_disposition="merge"
+        if only_keys is not None
+        else "append"
+        if first_load
+        else spec.disposition,
         primary_key=list(key),
     )
     if decimals:
         resource.add_map(lambda batch: restore_decimals(batch, decimals))
-    if spec.mutable and already_loaded is not None:
+    if spec.mutable and already_loaded is not None and only_keys is None:
         resource.add_map(lambda batch: drop_loaded(batch, already_loaded, spec.cursor))
     # an empty batch would reach the loader as a parquet file without row groups
     resource.add_filter(lambda batch: batch.num_rows > 0)

@@ -56,6 +56,8 @@ class TablePlan:
     """The primary key columns, from the source's catalog (the spec's declared key otherwise)."""
     decimals: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Source ``numeric(p, s)`` columns: connectorx hands them over as decimal(38, 10)."""
+    widened: dict[str, str] = field(default_factory=dict)
+    """Raw columns to widen to the source's wider type before loading (``widen_columns``)."""
 
 
 def source_columns(
@@ -93,15 +95,7 @@ def preflight(
     if missing:
         plan.problem = f"source table {spec.name} has no primary key column {', '.join(missing)}"
         return plan
-    plan.decimals = {
-        name: (precision, scale)
-        for name, precision, scale in source.execute(
-            "select column_name, numeric_precision, numeric_scale from information_schema.columns"
-            " where table_schema = %s and table_name = %s and data_type = 'numeric'"
-            " and numeric_precision is not null",
-            (source_schema, spec.name),
-        ).fetchall()
-    }
+    plan.decimals = _decimals(source, source_schema, spec.name)
     raw = source_columns(warehouse, "raw_app", spec.name) if against_raw else {}
     plan.raw_exists = bool(raw)
     gone = [name for name in raw if name not in columns and not name.startswith(OWN_COLUMNS)]
@@ -128,6 +122,10 @@ def preflight(
                 f" run `haven ingest --resync {spec.name}`"
             )
             return plan
+    if raw:
+        plan.problem = _compare_decimals(plan, _decimals(warehouse, "raw_app", spec.name), raw)
+        if plan.problem:
+            return plan
     for name in plan.key:
         if not columns[name][1]:
             continue
@@ -142,6 +140,80 @@ def preflight(
             )
             return plan
     return plan
+
+
+def _decimals(conn: psycopg.Connection, schema: str, table: str) -> dict[str, tuple[int, int]]:
+    """``{column: (precision, scale)}`` of a table's ``numeric(p, s)`` columns."""
+    rows = conn.execute(
+        "select column_name, numeric_precision, numeric_scale from information_schema.columns"
+        " where table_schema = %s and table_name = %s and data_type = 'numeric'"
+        " and numeric_precision is not null",
+        (schema, table),
+    ).fetchall()
+    return {name: (precision, scale) for name, precision, scale in rows}
+
+
+def _compare_decimals(
+    plan: TablePlan, raw_decimals: dict[str, tuple[int, int]], raw: dict[str, tuple[str, bool]]
+) -> str | None:
+    """A source ``numeric`` wider than raw's (more digits before or after the point, or no limit)
+    is widened in raw (``plan.widened``); a narrower one has rounded the source's values, so the
+    table must be loaded again: returns that sentence."""
+    table = plan.spec.name
+    for name, (precision, scale) in raw_decimals.items():
+        if name not in raw or raw[name][0] != "numeric":
+            continue
+        now = plan.decimals.get(name)
+        if now is None:
+            plan.widened[name] = "numeric"  # unconstrained in the source now
+        elif now != (precision, scale):
+            new_precision, new_scale = now
+            if new_scale >= scale and new_precision - new_scale >= precision - scale:
+                plan.widened[name] = f"numeric({new_precision}, {new_scale})"
+            else:
+                return (
+                    f"column {table}.{name} narrowed from numeric({precision}, {scale}) in raw_app"
+                    f" to numeric({new_precision}, {new_scale}) in the source, which rounds its"
+                    f" values: update the staging model that reads it, then run"
+                    f" `haven ingest --resync {table}`"
+                )
+    return None
+
+
+def widen_columns(warehouse: psycopg.Connection, spec: TableSpec, widened: dict[str, str]) -> None:
+    """Give raw columns the source's wider type, values kept, in one transaction.
+
+    PostgreSQL cannot change the type of a column a view reads, and the views over raw (dbt's
+    base models) belong to the transformer. So the values move to a new column of the wider type
+    and the old column is dropped with the views that read it, as a re-sync drops them; the next
+    build makes them again (``haven.transform.changes``: a missing base view means build)."""
+    raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
+    with warehouse.transaction():
+        for name, wider in widened.items():
+            (required,) = warehouse.execute(
+                "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = %s",
+                (f"raw_app.{spec.name}", name),
+            ).fetchone()  # type: ignore[misc]
+            column, scratch = sql.Identifier(name), sql.Identifier(f"_haven_widening_{name}")
+            warehouse.execute(
+                sql.SQL("alter table {} add column {} {}").format(raw, scratch, sql.SQL(wider))
+            )
+            warehouse.execute(sql.SQL("update {} set {} = {}").format(raw, scratch, column))
+            warehouse.execute(sql.SQL("alter table {} drop column {} cascade").format(raw, column))
+            warehouse.execute(
+                sql.SQL("alter table {} rename column {} to {}").format(raw, scratch, column)
+            )
+            if required:
+                warehouse.execute(
+                    sql.SQL("alter table {} alter column {} set not null").format(raw, column)
+                )
+            # dlt merges through a staging copy of the table, made once and never altered by dlt
+            if column_types(warehouse, "raw_app_staging", spec.name, (name,)):
+                warehouse.execute(
+                    sql.SQL("alter table raw_app_staging.{} alter column {} type {}").format(
+                        sql.Identifier(spec.name), column, sql.SQL(wider)
+                    )
+                )
 
 
 def primary_key(conn: psycopg.Connection, schema: str, table: str) -> tuple[str, ...]:

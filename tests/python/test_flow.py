@@ -98,6 +98,7 @@ def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
                 "dbt_results",
                 "source_freshness",
                 "reconciliation",
+                "value_checks",
             )
         }
         unbalanced = conn.execute(
@@ -108,6 +109,7 @@ def test_a_clean_run_records_everything(flow_env: Endpoints) -> None:
         counts["run_tables"] == 11
         and counts["source_freshness"] == 11
         and counts["reconciliation"] == 11
+        and counts["value_checks"] == 11
     )
     assert counts["dbt_results"] > 150
     assert counts["run_tasks"] == 4, (
@@ -138,6 +140,7 @@ def test_status_json_reports_runs_freshness_and_reconciliation(
     assert status["runs"] and status["runs"][0]["status"] in {"completed", "failed"}
     assert len(status["freshness"]) == 11 and len(status["reconciliation"]) == 11
     assert status["reconciliation_differences"] == []
+    assert len(status["value_checks"]) == 11 and status["value_differences"] == []
     text = haven(
         "status",
         home=haven_home,
@@ -150,6 +153,7 @@ def test_status_json_reports_runs_freshness_and_reconciliation(
     assert text.returncode == 0 and "recent runs" in text.stdout
     assert "tests ok/fail" in text.stdout and "month $" in text.stdout
     assert "engine" in text.stdout and "postgres" in text.stdout
+    assert "values, source against raw" in text.stdout and "repaired" in text.stdout
     assert "…" not in text.stdout, "no column cut at 80 columns"
     assert max(len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
 

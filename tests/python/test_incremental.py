@@ -204,6 +204,57 @@ def test_a_column_added_in_the_source_keeps_the_models_and_histories_equal(wareh
     assert_histories_record_each_deletion_once(endpoints)
 
 
+def column_type(endpoints: Endpoints, relation: str, column: str) -> str:
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        return conn.execute(
+            "select format_type(atttypid, atttypmod) from pg_attribute"
+            " where attrelid = %s::regclass and attname = %s",
+            (relation, column),
+        ).fetchone()[0]
+
+
+def test_a_widened_column_and_a_repaired_row_flow_down_equal_to_a_full_rebuild(warehouse) -> None:
+    """The application widens vendors.commission_rate and backfills an old order without moving
+    updated_at. The ingest widens raw's column in place and reads the order again; the
+    incremental build widens staging and the history in place (no full refresh), and every
+    table and history equals a full rebuild of the same raw."""
+    settings, endpoints = warehouse
+    simulator.tick(endpoints, days=1)
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table vendors alter column commission_rate type numeric(7, 5)")
+        source.execute(
+            "update vendors set commission_rate = 0.12345, updated_at = now()"
+            " where id = (select min(id) from vendors)"
+        )
+        (order,) = source.execute(
+            "update orders set shipping_cents = shipping_cents + 5, total_cents = total_cents + 5"
+            " where id = (select id from orders order by updated_at, id limit 1) returning id"
+        ).fetchone()
+    report = ingest(settings, endpoints, values="all", repair=True)
+    assert not report.failed and report.tables["vendors"].widened
+    assert not report.tables["vendors"].resynced
+    repaired = report.tables["orders"].values
+    assert repaired is not None and repaired.repaired == 1 and not repaired.differing
+    build(settings, endpoints)
+    for relation in ("raw_app.vendors", "staging.stg_app__vendors"):
+        assert column_type(endpoints, relation, "commission_rate") == "numeric(7,5)", relation
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        assert conn.execute(
+            "select count(*) from snapshots.snp_vendors where commission_rate = 0.12345"
+            " and dbt_valid_to is null"
+        ).fetchone() == (1,), "the history's current version holds the value with five digits"
+        assert (
+            conn.execute(
+                "select total_cents from staging.stg_app__orders where order_id = %s", (order,)
+            ).fetchone()
+            == conn.execute(
+                "select total_cents from raw_app.orders where id = %s", (order,)
+            ).fetchone()
+        )
+    assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
+    assert_histories_record_each_deletion_once(endpoints)
+
+
 def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:
     """Mark a raw row as written again, as a reload by the loader would."""
     with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:

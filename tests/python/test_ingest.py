@@ -118,6 +118,92 @@ def test_a_row_deleted_then_restored_unchanged_is_live_again(loaded) -> None:
     assert_raw_equals_source(endpoints)
 
 
+def databases(settings: Settings) -> dict[str, str]:
+    return {
+        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
+        "HAVEN_SOURCE_DATABASE": settings.source_database,
+    }
+
+
+def test_an_update_that_skips_updated_at_is_found_and_repaired(loaded, haven, haven_home) -> None:
+    """A backfill that never moved updated_at, on a recent order (inside the window the ingest
+    re-reads) and on the oldest one. The cursor loads neither; the plain ingest's value check
+    of the window finds the recent one and names it; `haven ingest --repair` compares every
+    row, reads both again, and raw equals the source in every column."""
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        recent, old = source.execute(
+            "select (select id from orders order by updated_at desc, id limit 1),"
+            " (select id from orders order by updated_at, id limit 1)"
+        ).fetchone()
+        source.execute(
+            "update orders set shipping_cents = shipping_cents + 777,"
+            " total_cents = total_cents + 777 where id = any(%s)",
+            ([recent, old],),
+        )
+    report = ingest(settings, endpoints, values="changed")
+    orders = report.tables["orders"]
+    assert orders.loaded == 0 and orders.values is not None
+    assert orders.values.differing == [(recent,)], "the window holds the recent order only"
+    assert all(
+        not row.values.differing
+        for row in report.tables.values()
+        if row.values and row.table != "orders"
+    )
+    result = haven("ingest", home=haven_home, env=databases(settings))
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0, output
+    assert "values differ from the source in orders" in output and "haven ingest --repair" in output
+    wide = {**databases(settings), "COLUMNS": "200"}  # the note on one line of its cell
+    repaired = haven("ingest", "--repair", home=haven_home, env=wide)
+    output = " ".join((repaired.stdout + repaired.stderr).split())
+    assert repaired.returncode == 0 and "2 differing row(s) read again" in output, output
+    assert_every_row_matches(endpoints, "orders")
+    assert_raw_equals_source(endpoints)
+    again = ingest(settings, endpoints, values="all")
+    assert all(row.values is not None and not row.values.differing for row in again.tables.values())
+    assert again.loaded_rows == 0
+
+
+def raw_type(endpoints: Endpoints, table: str, column: str) -> str:
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        return raw.execute(
+            "select format_type(atttypid, atttypmod) from pg_attribute"
+            " where attrelid = %s::regclass and attname = %s",
+            (f"raw_app.{table}", column),
+        ).fetchone()[0]
+
+
+def test_a_widened_numeric_lands_in_place_and_a_narrowed_one_stops(loaded) -> None:
+    """numeric(5, 4) to (7, 5): raw's column is widened, values kept, no re-sync, and a value
+    that needs the new digits lands. Then to (6, 3), which rounds the source's values: the
+    table stops with a sentence naming the column and the re-sync, which then brings raw back
+    to the source's values."""
+    settings, endpoints, _ = loaded
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table vendors alter column commission_rate type numeric(7, 5)")
+        source.execute(
+            "update vendors set commission_rate = 0.12345, updated_at ="
+            " (select max(updated_at) from vendors) + interval '1 second' where id = 1"
+        )
+    report = ingest(settings, endpoints, values="all")
+    vendors = report.tables["vendors"]
+    assert vendors.widened == ["commission_rate to numeric(7, 5)"], vendors
+    assert not vendors.resynced and not report.failed and vendors.loaded == 1
+    assert raw_type(endpoints, "vendors", "commission_rate") == "numeric(7,5)"
+    assert vendors.values is not None and not vendors.values.differing
+    assert_every_row_matches(endpoints, "vendors")
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute("alter table vendors alter column commission_rate type numeric(6, 3)")
+    report = ingest(settings, endpoints)
+    assert [row.table for row in report.failed] == ["vendors"]
+    problem = report.tables["vendors"].problem or ""
+    assert "vendors.commission_rate narrowed" in problem and "--resync vendors" in problem
+    assert not ingest(settings, endpoints, resync=frozenset({"vendors"})).failed
+    assert raw_type(endpoints, "vendors", "commission_rate") == "numeric(6,3)"
+    assert_every_row_matches(endpoints, "vendors")
+
+
 def test_new_column_is_loaded_and_reported(loaded) -> None:
     settings, endpoints, _ = loaded
     with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
@@ -193,14 +279,10 @@ def test_a_renamed_column_stops_its_table_until_it_is_resynced(loaded, haven, ha
     assert [row.table for row in report.failed] == ["customers"]
     problem = report.tables["customers"].problem or ""
     assert "customers.city" in problem and "haven ingest --resync customers" in problem
-    databases = {
-        "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
-        "HAVEN_SOURCE_DATABASE": settings.source_database,
-    }
-    result = haven("ingest", home=haven_home, env=databases)
+    result = haven("ingest", home=haven_home, env=databases(settings))
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1 and "customers.city" in output and "Traceback" not in output
-    result = haven("ingest", "--resync", "customers", home=haven_home, env=databases)
+    result = haven("ingest", "--resync", "customers", home=haven_home, env=databases(settings))
     assert result.returncode == 0, result.stdout + result.stderr
     assert_every_row_matches(endpoints, "customers")
     assert deleted_keys(endpoints, "customers") == deleted
@@ -213,7 +295,7 @@ def test_a_renamed_column_stops_its_table_until_it_is_resynced(loaded, haven, ha
             )
         }
     assert "town" in columns and "city" not in columns
-    refused = haven("ingest", "--resync", "clients", home=haven_home, env=databases)
+    refused = haven("ingest", "--resync", "clients", home=haven_home, env=databases(settings))
     assert (
         refused.returncode == 1 and "no such application table" in refused.stderr + refused.stdout
     )

@@ -35,7 +35,7 @@ def warehouse(haven_home: Path) -> tuple[Settings, Endpoints, dict[str, str]]:
     settings = settings_for(haven_home, "mcp")
     endpoints = up(settings)
     simulator.init(endpoints, scale=0.02, seed=8, replace=True)
-    report = ingest(settings, endpoints, full_refresh=True)
+    report = ingest(settings, endpoints, full_refresh=True, values="all")
     assert run_dbt(dbt_args("build"), dbt_environment(settings, endpoints)).success
     run = history.RunRecord(
         started_at=datetime.now(UTC), status="completed", ingest=report, wall_seconds=1.0
@@ -142,6 +142,9 @@ def test_every_tool_over_stdio(warehouse) -> None:
     assert by_step["test_results:8"]["tests"] > 0
     assert by_step["recent_runs:10"][0]["status"] == "completed"
     assert {row["table_name"] for row in by_step["reconciliation:11"]} >= {"orders", "customers"}
+    values = {row["table_name"]: row["values"] for row in by_step["reconciliation:11"]}
+    assert values["orders"]["scope"] == "all" and values["orders"]["rows_compared"] > 0
+    assert values["orders"]["rows_differing"] == 0
 
 
 ANALYTICAL = [
