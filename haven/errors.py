@@ -16,3 +16,11 @@ class TransientError(HavenError):
 
 class DataTestFailure(HavenError):
     """A dbt data test or a schema contract failed: the data is wrong, so retrying cannot help."""
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the innermost cause of ``error`` (what a library wrapped), no period."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = str(error).strip().splitlines()
+    return text[0].rstrip(".") if text else type(error).__name__

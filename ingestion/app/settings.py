@@ -37,6 +37,12 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("order_status_events", cursor="id", disposition="append"),
 )
 
+PIPELINE_NAME = "app"
+"""The dlt pipeline (and source) name."""
+
+DATASET = "raw_app"
+"""dlt's dataset: the schema raw lands in, the dbt source schema."""
+
 DELETED_AT = "_haven_deleted_at"
 """Set on a raw row when its key disappears from the source (a hard delete); never cleared."""
 
