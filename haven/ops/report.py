@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -50,9 +50,13 @@ class Panel:
     empty: str = "No data yet: run `haven run` to record a run."
     footer: str = ""
     """HTML under the chart (a list of what the chart flags)."""
+    source: str = ""
+    """Which run the panel is drawn from, when not the latest run (it did not reach the step)."""
 
     def html(self) -> str:
         heading = f"<h2>{html.escape(self.title)}</h2><p class='explain'>{html.escape(self.explanation)}</p>"
+        if self.source:
+            heading += f"<p class='source'>{html.escape(self.source)}</p>"
         if self.figure is None:
             return (
                 f"<section class='panel empty' id='panel-{self.key}'>{heading}"
@@ -82,8 +86,17 @@ def _layout(figure: go.Figure, *, height: int, y_title: str = "", x_title: str =
         height=height,
         # automargin makes room below and left for tick labels, not for half a label that
         # overhangs the right end of the x axis (a tick near the last run's hour did spill)
-        margin={"l": 10, "r": 36, "t": 10, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "traceorder": "normal"},
+        # the toolbar sits over the top right of the figure, so the legend goes below the plot
+        # (in the container's space: automargin makes room for it, however many rows it takes)
+        margin={"l": 10, "r": 36, "t": 30, "b": 10},
+        legend={
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0,
+            "x": 0,
+            "traceorder": "normal",
+        },
         hoverlabel={"namelength": -1},
         font={"family": "system-ui, sans-serif", "size": 12},
     )
@@ -175,6 +188,20 @@ def tests_per_run_panel(runs: list[dict[str, Any]]) -> Panel:
             y=[row[column] or 0 for row in tested],
             marker_color=COLORS[name],
             hovertemplate=f"%{{y}} {name}<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
+        )
+    failing = [row for row in tested if (row["tests_failed"] or 0) > 0]
+    if failing:  # a red cross over the bar, however small the failing share
+        figure.add_scatter(
+            name="run with failed tests",
+            mode="markers",
+            x=[row["started_at"] for row in failing],
+            y=[
+                (row["tests_passed"] or 0) + (row["tests_warned"] or 0) + row["tests_failed"]
+                for row in failing
+            ],
+            marker={"symbol": "x", "size": 12, "color": COLORS["failed"]},
+            customdata=[[row["tests_failed"]] for row in failing],
+            hovertemplate="%{customdata[0]} failed<br>%{x|%Y-%m-%d %H:%M}<extra></extra>",
         )
     figure.update_layout(barmode="stack")
     return panel(_time_axis(_layout(figure, height=300, y_title="tests")))
@@ -292,29 +319,40 @@ def _duration(seconds: float | None) -> str:
 
 def quarantine_panel(quarantine: list[dict[str, Any]] | None) -> Panel:
     explanation = (
-        "Rows held back from staging now, per source table, by the reason they failed a check."
+        "Rows held back from staging now, per source table and the reason they failed a check."
     )
     panel = partial(Panel, "quarantine", "Quarantined rows by reason", explanation)
     if quarantine is None:
         return panel(None, "No data yet: the quarantine model has not been built.")
     if not quarantine:
         return panel(None, "Nothing is quarantined: every raw row passed its checks.")
-    tables = sorted({row["source_table"] for row in quarantine})
-    by_reason: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in quarantine:
-        by_reason[row["reason_code"]][row["source_table"]] = row["rows"]
+    rows = sorted(quarantine, key=lambda row: (row["source_table"], row["reason_code"]))
+    tables = sorted({row["source_table"] for row in rows})
+    palette = ["#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#5d4037", "#ad1457", "#2e7d32"]
+    # one bar per table and reason, labelled with both: no legend to decode, every label on
+    # its own line (the chart grows with the pairs), tables told apart by colour too
+    labels = [f"{row['source_table']} · {row['reason_code']}" for row in rows]
     figure = go.Figure()
-    for reason in sorted(by_reason):
-        figure.add_bar(
-            name=reason,
-            orientation="h",
-            y=tables,
-            x=[by_reason[reason].get(table, 0) for table in tables],
-            hovertemplate=f"%{{y}}: %{{x:,}} rows, {reason}<extra></extra>",
-        )
-    figure.update_layout(barmode="stack")
+    figure.add_bar(
+        orientation="h",
+        y=labels[::-1],
+        x=[row["rows"] for row in rows][::-1],
+        marker_color=[palette[tables.index(row["source_table"]) % len(palette)] for row in rows][
+            ::-1
+        ],
+        text=[f"{row['rows']:,}" for row in rows][::-1],
+        textposition="outside",
+        cliponaxis=False,
+        showlegend=False,
+        hovertemplate="%{y}: %{x:,} rows<extra></extra>",
+    )
+    total = sum(row["rows"] for row in rows)
     return panel(
-        _layout(figure, height=_bar_height(len(tables)), x_title="rows"),
+        _layout(figure, height=_bar_height(len(labels)), x_title="rows"),
+        footer=(
+            f"<p class='differences warn'>{total:,} reason(s) on quarantined rows of"
+            f" {len(tables)} table(s); a row failing two checks counts under each.</p>"
+        ),
     )
 
 
@@ -323,7 +361,7 @@ def reconciliation_panel(
 ) -> Panel:
     explanation = (
         "Latest run: rows in the source against rows staged plus quarantined, per table; a"
-        " difference (source minus both) is drawn in red and listed under the chart, with what"
+        " difference (source minus both) is marked with a red cross and listed under the chart, with what"
         " each table's last value check (raw against the source, column by column) found."
     )
     panel = partial(Panel, "reconciliation", "Reconciliation", explanation)
@@ -335,7 +373,6 @@ def reconciliation_panel(
         ("source_rows", "source", COLORS["muted"]),
         ("staged_rows", "staged", COLORS["default"]),
         ("quarantined_rows", "quarantined", COLORS["warn"]),
-        ("row_difference", "difference", COLORS["failed"]),
     ):
         figure.add_bar(
             name=name,
@@ -345,9 +382,22 @@ def reconciliation_panel(
             marker_color=color,
             hovertemplate=f"%{{y}}: %{{x:,}} {name}<extra></extra>",
         )
+    differing = [row for row in reconciliation if row["row_difference"] or row["amount_difference"]]
+    if differing:  # a marker, not a bar: a difference of one row has no length on a log axis
+        figure.add_scatter(
+            name="difference",
+            mode="markers",
+            y=[row["table_name"] for row in differing],
+            x=[max(row["source_rows"], 1) for row in differing],
+            marker={"symbol": "x", "size": 13, "color": COLORS["failed"]},
+            customdata=[
+                [row["row_difference"], row["amount_difference"] or 0] for row in differing
+            ],
+            hovertemplate="%{y}: %{customdata[0]:,} row(s), amount %{customdata[1]:,}"
+            "<extra></extra>",
+        )
     figure.update_layout(barmode="group")
     figure.update_xaxes(type="log")
-    differing = [row for row in reconciliation if row["row_difference"] or row["amount_difference"]]
     if differing:
         items = "".join(
             f"<li>{html.escape(row['table_name'])}: {row['row_difference']:,} row(s)"
@@ -449,10 +499,54 @@ def _query(
         return cursor.execute(sql, params).fetchall()
 
 
-def panels(
-    conn: psycopg.Connection, *, budget_usd: float
-) -> tuple[list[Panel], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The dashboard's panels, the runs they were drawn from (oldest first) and those runs' tasks."""
+def _latest_run_with(conn: psycopg.Connection, table: str) -> dict[str, Any] | None:
+    """The latest run that wrote rows into ``ops.<table>`` (a step it reached), or None."""
+    rows = _query(
+        conn,
+        f"select r.run_id, r.started_at from ops.runs as r where exists"  # noqa: S608 - our names
+        f" (select from ops.{table} as t where t.run_id = r.run_id)"
+        " order by r.started_at desc limit 1",
+    )
+    return rows[0] if rows else None
+
+
+def _failed_task(tasks: list[dict[str, Any]], run_id: Any) -> str | None:
+    failed = [
+        row["task_name"] for row in tasks if row["run_id"] == run_id and row["status"] == "failed"
+    ]
+    return failed[0] if failed else None
+
+
+def _drawn_from(
+    run: dict[str, Any] | None, latest: dict[str, Any] | None, tasks: list[dict[str, Any]]
+) -> str:
+    """Says which run a panel shows when it is not the latest (which did not reach the step)."""
+    if run is None or latest is None or run["run_id"] == latest["run_id"]:
+        return ""
+    failed = _failed_task(tasks, latest["run_id"])
+    why = f"failed at {failed}" if failed else f"{latest['status']} before this step"
+    return (
+        f"From the run of {run['started_at']:%Y-%m-%d %H:%M} UTC, the latest to reach this step;"
+        f" the latest run ({latest['started_at']:%Y-%m-%d %H:%M} UTC) {why}."
+    )
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the page shows: its panels, the runs (oldest first) and their tasks, and the
+    problems listed under the headline (each a CSS class and a sentence of HTML)."""
+
+    panels: list[Panel]
+    runs: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    problems: list[tuple[str, str]]
+    failing_since: tuple[int, datetime | None]
+    """Runs failed in a row up to the latest, and when the first of them started."""
+
+
+def collect(conn: psycopg.Connection, *, budget_usd: float) -> Dashboard:
+    """The dashboard, from the last runs. A panel whose step the latest run did not reach is
+    drawn from the latest run that did, and says so."""
     runs = _query(
         conn,
         "select run_id, started_at, engine, status, error, wall_seconds, tests_passed, tests_failed,"
@@ -461,7 +555,7 @@ def panels(
         (RUNS_SHOWN,),
     )[::-1]
     run_ids = [row["run_id"] for row in runs]
-    latest = run_ids[-1] if run_ids else None
+    latest = runs[-1] if runs else None
     tasks = _query(
         conn,
         "select run_id, task_name, seconds, attempts, status from ops.run_tasks"
@@ -475,27 +569,30 @@ def panels(
     )
     tested = _query(
         conn,
-        "select run_id from ops.runs where tests_passed + tests_failed + tests_warned > 0"
+        "select run_id, started_at from ops.runs where tests_passed + tests_failed + tests_warned > 0"
         " order by started_at desc limit 1",
     )
+    tested_run = tested[0] if tested else None
     results = _query(
         conn,
-        "select model, status from ops.dbt_results where run_id = %s"
+        "select unique_id, model, status from ops.dbt_results where run_id = %s"
         " and resource_type in ('test', 'unit_test')",
-        (tested[0]["run_id"] if tested else None,),
+        (tested_run["run_id"] if tested_run else None,),
     )
+    freshness_run = _latest_run_with(conn, "source_freshness")
     freshness = _query(
         conn,
         "select source_table, lag_seconds, status, warn_after_seconds, error_after_seconds"
         " from ops.source_freshness where run_id = %s order by source_table desc",
-        (latest,),
+        (freshness_run["run_id"] if freshness_run else None,),
     )
+    reconciled_run = _latest_run_with(conn, "reconciliation")
     reconciliation = _query(
         conn,
         "select table_name, source_rows, staged_rows, quarantined_rows, row_difference,"
         " money_column, amount_difference from ops.reconciliation where run_id = %s"
         " order by table_name desc",
-        (latest,),
+        (reconciled_run["run_id"] if reconciled_run else None,),
     )
     values = (
         _query(conn, LATEST_VALUE_CHECKS)
@@ -513,20 +610,84 @@ def panels(
             "select source_table, reason_code, count(*) as rows"
             " from quarantine.quarantined_rows, unnest(reason_codes) as reason_code group by 1, 2",
         )
-    return (
-        [
-            run_time_panel(runs, [row for row in tasks if row["task_name"] not in BOOKKEEPING]),
-            cost_panel(runs, budget_usd),
-            tests_per_run_panel(runs),
-            rows_loaded_panel(runs, tables),
-            freshness_panel(freshness),
-            quarantine_panel(quarantine),
+    streak = _query(
+        conn,
+        "select count(*) as runs, min(started_at) as since from ops.runs where status = 'failed'"
+        " and started_at > coalesce((select max(started_at) from ops.runs"
+        " where status <> 'failed'), '-infinity')",
+    )[0]
+    drawn = [
+        run_time_panel(runs, [row for row in tasks if row["task_name"] not in BOOKKEEPING]),
+        cost_panel(runs, budget_usd),
+        tests_per_run_panel(runs),
+        rows_loaded_panel(runs, tables),
+        replace(freshness_panel(freshness), source=_drawn_from(freshness_run, latest, tasks)),
+        quarantine_panel(quarantine),
+        replace(
             reconciliation_panel(reconciliation, values),
-            tests_by_model_panel(results),
-        ],
-        runs,
-        tasks,
+            source=_drawn_from(reconciled_run, latest, tasks),
+        ),
+        replace(tests_by_model_panel(results), source=_drawn_from(tested_run, latest, tasks)),
+    ]
+    problems = _problems(results, freshness, reconciliation, values, quarantine)
+    return Dashboard(drawn, runs, tasks, problems, (int(streak["runs"]), streak["since"]))
+
+
+def _problems(
+    results: list[dict[str, Any]],
+    freshness: list[dict[str, Any]],
+    reconciliation: list[dict[str, Any]],
+    values: list[dict[str, Any]],
+    quarantine: list[dict[str, Any]] | None,
+) -> list[tuple[str, str]]:
+    """Everything a panel flags, as one line each, however small its share of the chart."""
+    from haven.transform.dbt import node_name
+
+    found = []
+    failing = sorted(
+        node_name(row["unique_id"])
+        for row in results
+        if row["status"] in {"fail", "error", "runtime error"}
     )
+    if failing:
+        names = ", ".join(html.escape(name) for name in failing[:5])
+        more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
+        found.append(("failed", f"{len(failing)} test(s) failed: {names}{more}."))
+    for status, css in (("error", "failed"), ("warn", "warn")):
+        late = sorted(row["source_table"] for row in freshness if row["status"] == status)
+        if late:
+            names = ", ".join(html.escape(name.split(".")[-1]) for name in late)
+            found.append((css, f"{len(late)} source(s) past their {status} threshold: {names}."))
+    for row in sorted(reconciliation, key=lambda row: row["table_name"]):
+        if row["row_difference"] or row["amount_difference"]:
+            amount = (
+                f", {row['amount_difference']:,} in {html.escape(row['money_column'])}"
+                if row["amount_difference"]
+                else ""
+            )
+            found.append(
+                (
+                    "failed",
+                    f"Reconciliation: {html.escape(row['table_name'])} off by"
+                    f" {row['row_difference']:,} row(s){amount}.",
+                )
+            )
+    for row in values:
+        if row["rows_differing"]:
+            found.append(
+                (
+                    "failed",
+                    f"Values: {row['rows_differing']:,} row(s) of {html.escape(row['table_name'])}"
+                    " differ from the source; run <code>haven ingest --repair</code>.",
+                )
+            )
+    if quarantine:
+        held = sum(row["rows"] for row in quarantine)
+        tables = len({row["source_table"] for row in quarantine})
+        found.append(
+            ("warn", f"{held:,} quarantine reason(s) on rows of {tables} table(s) (below).")
+        )
+    return found
 
 
 def _runs_table(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> str:
@@ -562,20 +723,17 @@ def _runs_table(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> str:
 
 def render(conn: psycopg.Connection, *, budget_usd: float) -> str:
     """The page, from the last runs and the latest run's details."""
-    drawn, runs, tasks = panels(conn, budget_usd=budget_usd)
+    dashboard = collect(conn, budget_usd=budget_usd)
+    drawn, runs, tasks = dashboard.panels, dashboard.runs, dashboard.tasks
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    latest = runs[-1] if runs else None
-    if latest:
-        monthly = latest["monthly_estimate_usd"] or 0.0
-        summary = (
-            f"Latest run {latest['started_at']:%Y-%m-%d %H:%M} UTC: <b class='{html.escape(latest['status'])}'>"
-            f"{html.escape(latest['status'])}</b> on {html.escape(latest['engine'])} in"
-            f" {(latest['wall_seconds'] or 0):.1f} s,"
-            f" {latest['tests_passed'] or 0} tests passed, {latest['tests_failed'] or 0} failed;"
-            f" monthly estimate ${monthly:,.2f} against a ${budget_usd:,.2f} budget."
-        )
+    summary = _headline(dashboard, budget_usd)
+    if dashboard.problems:
+        items = "".join(f"<li class='{css}'>{_code(text)}</li>" for css, text in dashboard.problems)
+        problems = f"<ul class='problems'>{items}</ul>"
+    elif runs:
+        problems = "<p class='problems completed'>Nothing needs attention.</p>"
     else:
-        summary = "No run recorded yet: run <code>haven run</code>, then <code>haven report</code>."
+        problems = ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -599,11 +757,15 @@ td, th {{ border-bottom: 1px solid #eee; padding: .3rem .6rem; text-align: right
 .failed {{ color: #c62828; }} .completed {{ color: #2e7d32; }} .warn {{ color: #ef6c00; }}
 .runs-table {{ margin-top: 1rem; }}
 .differences {{ font-size: .85rem; margin: .25rem 0 0; }}
+.problems {{ margin: 0 0 1rem; padding: .5rem 1rem .5rem 2rem; background: #fff; border: 1px solid #dde1e6; border-radius: 8px; }}
+p.problems {{ padding-left: 1rem; }}
+.source {{ color: #ef6c00; font-size: .85rem; margin: 0 0 .5rem; }}
 </style>
 </head>
 <body>
 <h1>Clutter Haven pipeline report</h1>
 <p class="summary">{summary} Generated {generated} from the <code>ops</code> schema ({len(runs)} run(s) shown).</p>
+{problems}
 <div class="grid">
 {"".join(panel.html() for panel in drawn)}
 </div>
@@ -620,6 +782,39 @@ window.addEventListener("load", () => {{
 </body>
 </html>
 """
+
+
+def _headline(dashboard: Dashboard, budget_usd: float) -> str:
+    """One sentence on the latest run; a failed run's says where it failed, why, and since
+    when runs have been failing."""
+    if not dashboard.runs:
+        return "No run recorded yet: run <code>haven run</code>, then <code>haven report</code>."
+    latest = dashboard.runs[-1]
+    monthly = latest["monthly_estimate_usd"] or 0.0
+    status = html.escape(latest["status"])
+    when = f"{latest['started_at']:%Y-%m-%d %H:%M} UTC"
+    cost = f"monthly estimate ${monthly:,.2f} against a ${budget_usd:,.2f} budget."
+    spent = f"M{cost[1:]}"  # as a sentence of its own
+    if latest["status"] == "failed":
+        task = _failed_task(dashboard.tasks, latest["run_id"])
+        where = f" at <b>{html.escape(task)}</b>" if task else ""
+        error = html.escape(latest["error"] or "no error was recorded")
+        count, since = dashboard.failing_since
+        streak = (
+            f" Runs have failed {count} times in a row, since {since:%Y-%m-%d %H:%M} UTC."
+            if count > 1 and since is not None
+            else " The run before it did not fail."
+        )
+        return (
+            f"Latest run {when}: <b class='failed'>failed</b>{where} after"
+            f" {(latest['wall_seconds'] or 0):.1f} s on {html.escape(latest['engine'])}:"
+            f" <span class='failed'>{error}</span>.{streak} {spent}"
+        )
+    return (
+        f"Latest run {when}: <b class='{status}'>{status}</b> on {html.escape(latest['engine'])}"
+        f" in {(latest['wall_seconds'] or 0):.1f} s, {latest['tests_passed'] or 0} tests passed,"
+        f" {latest['tests_failed'] or 0} failed; {cost}"
+    )
 
 
 def write(conn: psycopg.Connection, path: Path, *, budget_usd: float) -> Path:

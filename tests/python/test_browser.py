@@ -5,10 +5,12 @@ Screenshots are kept under the test's temporary directory."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,11 @@ from haven.ops.docs import generate, make_server
 from haven.ops.history import RunRecord, TaskTiming, ensure_schema, record
 from haven.ops.reconcile import Reconciliation
 from haven.ops.report import write
-from haven.settings import Settings
+from haven.settings import PROJECT_DIR, Settings
 from haven.transform.dbt import ArtifactResult, SourceFreshness
 from haven.warehouse.connection import connect
 from haven.warehouse.endpoints import TRANSFORMER, Endpoints
+from ingestion.app.values import ValueCheck
 from ingestion.pipeline import IngestReport, TableReport
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,10 +53,17 @@ MEASURE = """
     };
     const marks = [...chart.querySelectorAll('.barlayer .point path, .scatterlayer .point, .scatterlayer .js-line')]
         .filter((mark) => { const r = mark.getBoundingClientRect(); return r.width > 0 || r.height > 0; });
+    const legend = chart.querySelector('.legend');
+    const categories = chart.data.filter((trace) => trace.type === 'bar' && trace.orientation === 'h')
+        .flatMap((trace) => [...trace.y]);
     return {
         id: chart.id,
         chart: box(chart.querySelector('.main-svg')),
         panel: box(chart.closest('.panel')),
+        plot: box(chart.querySelector('.nsewdrag')),
+        toolbar: box(chart.querySelector('.modebar')),
+        legend: legend && chart.layout.showlegend !== false ? box(legend) : null,
+        categories: [...new Set(categories.map(String))],
         marks: marks.length,
         groups: {
             xticks: [...chart.querySelectorAll('.xtick text')].map(box),
@@ -88,6 +98,18 @@ def layout_problems(charts: list[dict[str, Any]]) -> list[str]:
             problems.append(f"{chart['id']} is wider or taller than its panel")
         if chart["marks"] == 0:
             problems.append(f"{chart['id']} draws no marks")
+        if chart.get("legend"):
+            problems += [
+                f"{chart['id']}: the legend lies over the {part}"
+                for part in ("plot", "toolbar")
+                if chart.get(part) and _overlaps(chart["legend"], chart[part])
+            ]
+        labels = {label["text"] for label in chart["groups"]["yticks"]}
+        problems += [
+            f"{chart['id']}: category {category!r} has no label"
+            for category in chart.get("categories", [])
+            if category not in labels
+        ]
         for group, labels in chart["groups"].items():
             shown = [label for label in labels if label["text"].strip()]
             problems += [
@@ -105,23 +127,31 @@ def layout_problems(charts: list[dict[str, Any]]) -> list[str]:
 
 
 def test_layout_problems_are_found() -> None:
-    """The checker itself can fail: overlapping labels, a chart wider than its panel, no marks."""
+    """The checker itself can fail: overlapping labels, a chart wider than its panel, no marks,
+    a legend over the plot or the toolbar, a category without its label."""
     box = {"left": 0, "right": 100, "top": 0, "bottom": 100, "text": ""}
     label = {"left": 10, "right": 40, "top": 10, "bottom": 20, "text": "a"}
     chart = {
         "id": "chart-x",
         "chart": {**box, "right": 120},
         "panel": box,
+        "plot": {**box, "top": 50},
+        "toolbar": {**box, "bottom": 10},
+        "legend": {**box, "bottom": 60},
+        "categories": ["orders", "payments"],
         "marks": 0,
         "groups": {
             "xticks": [label, {**label, "left": 30, "text": "b"}],
-            "yticks": [],
+            "yticks": [{**label, "top": 60, "bottom": 70, "text": "orders"}],
             "legend": [],
         },
     }
     assert layout_problems([chart]) == [
         "chart-x is wider or taller than its panel",
         "chart-x draws no marks",
+        "chart-x: the legend lies over the plot",
+        "chart-x: the legend lies over the toolbar",
+        "chart-x: category 'payments' has no label",
         "chart-x: xticks labels 'a' and 'b' overlap",
     ]
 
@@ -171,6 +201,7 @@ def record_history(conn: Any) -> None:
     """Three hourly runs (one failed on a test, one retried) and a quarantine shaped like the
     ``quarantined_rows`` model's."""
     ensure_schema(conn)
+    conn.execute("delete from ops.runs")
     now = datetime.now(UTC)
     for hours, status, loaded in (
         (2, "completed", 60000),
@@ -233,6 +264,118 @@ def record_history(conn: Any) -> None:
     conn.commit()
 
 
+def quarantine_reasons() -> dict[str, list[str]]:
+    """Every reason code each base model can give a row (the simulator's defects and more),
+    read from the models themselves."""
+    reasons = {}
+    for model in sorted((PROJECT_DIR / "models/staging/app/base").glob("base_app__*.sql")):
+        codes = sorted(set(re.findall(r"'([A-Z][A-Z_]{4,})'", model.read_text())))
+        reasons[model.stem.removeprefix("base_app__")] = codes
+    return reasons
+
+
+def record_bad_history(conn: Any) -> None:
+    """A warehouse in every bad state at once, through the same recording code a run uses:
+    a run whose reconciliation found orders off by a row and 777 cents, raw's values differing,
+    and a source past its error threshold; then a run failing one of 149 tests; then a run
+    whose ingest stopped on a renamed column; and every quarantine reason of every table."""
+    ensure_schema(conn)
+    conn.execute("delete from ops.runs")
+    now = datetime.now(UTC)
+    renamed = (
+        "schema contract violated, not loaded: reviews: column reviews.rating is in raw_app but"
+        " no longer in the source (dropped or renamed): update the staging model that reads it"
+        " (models/staging/app/base/base_app__reviews.sql), then run"
+        " `haven ingest --resync reviews`"
+    )
+    for hours, failed_at in ((3, None), (2, "build"), (1, "ingest")):
+        started = now - timedelta(hours=hours)
+        run = RunRecord(
+            started_at=started,
+            status="failed" if failed_at else "completed",
+            error={
+                None: None,
+                "build": "dbt build failed: 1 node(s) failed: assert_raw_equals_staged_plus_quarantined",
+                "ingest": renamed,
+            }[failed_at],
+            finished_at=started + timedelta(seconds=40),
+            wall_seconds=3.6 if failed_at == "ingest" else 40.0,
+        )
+        run.tasks.append(
+            TaskTiming(
+                "ingest", started, 3.0, 1, "failed" if failed_at == "ingest" else "completed"
+            )
+        )
+        run.ingest = IngestReport(
+            {"orders": TableReport("orders", 50, 50), "reviews": TableReport("reviews", 9, 9)},
+            1.0,
+            "1",
+            1000,
+        )
+        if failed_at == "ingest":
+            run.ingest.tables["reviews"].problem = renamed
+        else:
+            run.tasks.append(
+                TaskTiming("build", started, 30.0, 1, "failed" if failed_at else "completed")
+            )
+            run.dbt_results["build"] = [
+                ArtifactResult(f"test.p.t{i}_{model}", "test", "pass", 0.1, None, None, model)
+                for i in range(37)
+                for model in ("fct_orders", "dim_customers", "stg_app__orders", "fct_payments")
+            ] + [
+                ArtifactResult(
+                    "test.p.assert_raw_equals_staged_plus_quarantined",
+                    "test",
+                    "fail" if failed_at == "build" else "pass",
+                    0.1,
+                    None,
+                    None,
+                    None,
+                )
+            ]
+        if failed_at is None:
+            run.tasks += [
+                TaskTiming("freshness", started, 2.0, 1, "completed"),
+                TaskTiming("reconcile", started, 1.0, 1, "completed"),
+            ]
+            run.freshness = [
+                SourceFreshness(name, None, lag, status, 21600.0, 86400.0)
+                for name, lag, status in (
+                    ("orders", 3600.0, "pass"),
+                    ("reviews", 30000.0, "warn"),
+                    ("shipments", 100000.0, "error"),
+                )
+            ]
+            run.reconciliation = [
+                Reconciliation(
+                    "orders",
+                    2400,
+                    2400,
+                    2398,
+                    1,
+                    "total_cents",
+                    Decimal(10777),
+                    Decimal(9000),
+                    Decimal(1000),
+                ),
+                Reconciliation("reviews", 900, 900, 900, 0),
+            ]
+            run.ingest.tables["orders"].values = ValueCheck("orders", "all", 2400, [(17,), (23,)])
+        run.cost = estimate(Settings(), cpu=12.0, bytes_moved=1000, warehouse_bytes=10**8)
+        record(conn, run)
+    conn.execute("create schema if not exists quarantine")
+    conn.execute(
+        "create table if not exists quarantine.quarantined_rows (source_table text, reason_codes text[])"
+    )
+    for table, codes in quarantine_reasons().items():
+        for index, code in enumerate(codes):
+            conn.execute(
+                "insert into quarantine.quarantined_rows select %s, array[%s] from generate_series(1, %s)",
+                (table, code, 1 + 7 * index),
+            )
+    conn.commit()
+
+
 def test_dashboard_draws_every_panel_readably_at_1400_and_800_px(
     module_env: tuple[Settings, Endpoints],
     served: tuple[Path, str],
@@ -261,6 +404,58 @@ def test_dashboard_draws_every_panel_readably_at_1400_and_800_px(
         assert "fct_orders" in page.locator("#panel-tests-by-model").inner_text()
         assert "orders: 1 row(s)" in page.locator("#panel-reconciliation").inner_text()
         assert page.locator(".runs-table tbody tr").count() == 3
+        assert console == [], console
+        page.close()
+
+
+def test_dashboard_shows_what_is_wrong_in_a_warehouse_in_every_bad_state(
+    module_env: tuple[Settings, Endpoints],
+    served: tuple[Path, str],
+    browser: Any,
+) -> None:
+    """The latest run failed at ingest after a run that failed a test and one that found
+    differences and a stale source; rows of every table are quarantined for every reason. The
+    headline says where and why the run failed and since when runs fail; the panels the latest
+    run did not reach show the run that did; every failure is listed; every label is drawn."""
+    _, endpoints = module_env
+    directory, base_url = served
+    with connect(endpoints.role_url(TRANSFORMER), purpose="warehouse") as conn:
+        try:
+            record_bad_history(conn)
+            write(conn, directory / "report.html", budget_usd=40.0)
+        finally:
+            conn.rollback()
+            conn.execute("drop table if exists quarantine.quarantined_rows")
+            conn.execute("delete from ops.runs")
+            conn.commit()
+    pairs = sum(len(codes) for codes in quarantine_reasons().values())
+    for width in (1400, 800):
+        page, console = open_page(browser, f"{base_url}/report.html", width)
+        page.screenshot(path=str(directory / f"report-bad-{width}.png"), full_page=True)
+        summary = " ".join(page.locator(".summary").inner_text().split())
+        assert "failed at ingest" in summary and "reviews.rating" in summary, summary
+        assert "failed 2 times in a row" in summary, summary
+        problems = page.locator(".problems").inner_text()
+        for expected in (
+            "assert_raw_equals_staged_plus_quarantined",
+            "past their error threshold: shipments",
+            "orders off by 1 row(s), 777 in total_cents",
+            "2 row(s) of orders differ from the source",
+        ):
+            assert expected in problems, problems
+        drawn = page.evaluate(MEASURE)
+        assert sorted(chart["id"] for chart in drawn) == sorted(
+            f"chart-{key}" for key in PANELS_WITH_DATA
+        ), "every panel draws a chart: those the failed run did not reach from an earlier run"
+        assert page.locator(".no-data").count() == 0
+        assert layout_problems(drawn) == [], width
+        quarantine = next(chart for chart in drawn if chart["id"] == "chart-quarantine")
+        assert len(quarantine["categories"]) == pairs, "a bar for every table and reason"
+        for panel in ("freshness", "reconciliation", "tests-by-model"):
+            note = page.locator(f"#panel-{panel} .source").inner_text()
+            assert "the latest to reach this step" in note and "failed at ingest" in note
+        assert page.locator("#chart-tests .scatterlayer .point").count() == 1, "the failed test"
+        assert page.locator("#chart-reconciliation .scatterlayer .point").count() == 1
         assert console == [], console
         page.close()
 

@@ -31,6 +31,40 @@ def test_an_empty_quarantine_is_good_news_not_missing_data() -> None:
     assert panel.figure is None and "Nothing is quarantined" in panel.html()
 
 
+def test_every_quarantined_table_and_reason_has_its_own_labelled_bar() -> None:
+    rows = [
+        {"source_table": table, "reason_code": reason, "rows": count}
+        for table, reason, count in (
+            ("orders", "TOTAL_NEGATIVE", 29),
+            ("orders", "CURRENCY_UNKNOWN", 1),
+            ("payments", "AMOUNT_NEGATIVE", 3),
+            ("vendors", "COMMISSION_OUT_OF_RANGE", 1),
+        )
+    ]
+    figure = report.quarantine_panel(rows).figure
+    assert figure is not None and len(figure.data) == 1 and figure.data[0].showlegend is False
+    assert sorted(figure.data[0].y) == sorted(
+        f"{row['source_table']} · {row['reason_code']}" for row in rows
+    )
+    assert figure.layout.height >= 90 + 26 * len(rows), "a line for every label"
+
+
+def test_one_failed_test_among_many_is_crossed() -> None:
+    started = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    runs = [
+        {"started_at": started, "tests_passed": 148, "tests_failed": 1, "tests_warned": 0},
+        {
+            "started_at": started + timedelta(hours=1),
+            "tests_passed": 149,
+            "tests_failed": 0,
+            "tests_warned": 0,
+        },
+    ]
+    figure = report.tests_per_run_panel(runs).figure
+    crosses = [trace for trace in figure.data if trace.type == "scatter"]
+    assert len(crosses) == 1 and list(crosses[0].x) == [started] and list(crosses[0].y) == [149]
+
+
 def test_runs_sit_on_a_time_axis_split_by_task_with_failures_marked() -> None:
     started = datetime(2026, 11, 30, 12, tzinfo=UTC)
     runs = [
