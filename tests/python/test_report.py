@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from haven.ops import report
+from haven.ops import panels
 
 
 def test_every_panel_says_no_data_yet_instead_of_empty_axes() -> None:
     empty = [
-        report.run_time_panel([], []),
-        report.cost_panel([], 40.0),
-        report.tests_per_run_panel([]),
-        report.rows_loaded_panel([], []),
-        report.freshness_panel([]),
-        report.quarantine_panel(None),
-        report.reconciliation_panel([]),
-        report.tests_by_model_panel([]),
+        panels.run_time_panel([], []),
+        panels.cost_panel([], 40.0),
+        panels.tests_per_run_panel([]),
+        panels.rows_loaded_panel([], []),
+        panels.freshness_panel([]),
+        panels.quarantine_panel(None),
+        panels.reconciliation_panel([]),
+        panels.tests_by_model_panel([]),
     ]
     for panel in empty:
         assert panel.figure is None, panel.key
@@ -27,7 +27,7 @@ def test_every_panel_says_no_data_yet_instead_of_empty_axes() -> None:
 
 
 def test_an_empty_quarantine_is_good_news_not_missing_data() -> None:
-    panel = report.quarantine_panel([])
+    panel = panels.quarantine_panel([])
     assert panel.figure is None and "Nothing is quarantined" in panel.html()
 
 
@@ -41,7 +41,7 @@ def test_every_quarantined_table_and_reason_has_its_own_labelled_bar() -> None:
             ("vendors", "COMMISSION_OUT_OF_RANGE", 1),
         )
     ]
-    figure = report.quarantine_panel(rows).figure
+    figure = panels.quarantine_panel(rows).figure
     assert figure is not None and len(figure.data) == 1 and figure.data[0].showlegend is False
     assert sorted(figure.data[0].y) == sorted(
         f"{row['source_table']} · {row['reason_code']}" for row in rows
@@ -60,7 +60,7 @@ def test_one_failed_test_among_many_is_crossed() -> None:
             "tests_warned": 0,
         },
     ]
-    figure = report.tests_per_run_panel(runs).figure
+    figure = panels.tests_per_run_panel(runs).figure
     crosses = [trace for trace in figure.data if trace.type == "scatter"]
     assert len(crosses) == 1 and list(crosses[0].x) == [started] and list(crosses[0].y) == [149]
 
@@ -88,7 +88,7 @@ def test_runs_sit_on_a_time_axis_split_by_task_with_failures_marked() -> None:
         for run in (1, 2)
         for name in ("build", "ingest")
     ]
-    figure = report.run_time_panel(runs, tasks).figure
+    figure = panels.run_time_panel(runs, tasks).figure
     assert figure is not None
     assert [trace.name for trace in figure.data] == ["ingest", "build", "failed run"]
     assert figure.layout.xaxis.type == "date" and figure.layout.barmode == "stack"
@@ -105,7 +105,7 @@ def test_freshness_draws_each_tables_thresholds() -> None:
             "error_after_seconds": 86400.0,
         }
     ]
-    figure = report.freshness_panel(rows).figure
+    figure = panels.freshness_panel(rows).figure
     assert figure is not None
     assert [(trace.name, list(trace.x)) for trace in figure.data] == [
         ("hours since last data", [2.0]),
@@ -135,17 +135,17 @@ def test_reconciliation_lists_each_difference_under_the_chart() -> None:
             "amount_difference": None,
         },
     ]
-    panel = report.reconciliation_panel(rows)
+    panel = panels.reconciliation_panel(rows)
     assert "payments: 1 row(s), 250 in amount_cents" in panel.footer
     assert "orders" not in panel.footer
-    balanced = report.reconciliation_panel(rows[1:])
+    balanced = panels.reconciliation_panel(rows[1:])
     assert "Every table reconciles (1 of 1)" in balanced.footer
 
 
 def test_one_run_gets_an_hour_either_side_not_a_millisecond_axis() -> None:
     started = datetime(2026, 11, 30, 12, tzinfo=UTC)
     run = {"started_at": started, "monthly_estimate_usd": 3.0, "cost_usd": 0.01}
-    figure = report.cost_panel([run], 40.0).figure
+    figure = panels.cost_panel([run], 40.0).figure
     assert figure is not None
     assert list(figure.layout.xaxis.range) == [
         started - timedelta(hours=1),
