@@ -11,6 +11,7 @@ test or table. Two runs never overlap (an advisory lock in the warehouse). Runna
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +65,22 @@ from haven.warehouse.endpoints import (  # noqa: E402
     uses_embedded_server,
 )
 from ingestion.pipeline import IngestReport, ingest  # noqa: E402
+
+
+class _SentenceOnly(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback; for a HavenError (a problem the user
+    can fix, said in one sentence) the traceback only buries the sentence, so it is dropped.
+    Any other exception is a bug and keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HavenError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(_SentenceOnly())
 
 TRANSIENT_MARKERS = (
     "could not connect",

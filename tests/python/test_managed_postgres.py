@@ -255,6 +255,7 @@ def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
         failed = haven_out("run", env=as_reader, home=home)
     assert failed.returncode == 1
     assert "error: schema contract violated, not loaded: reviews" in failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr, "Prefect logs the sentence only"
     haven_ok("status", env=as_reader, home=home)
     for command, output in OUTPUTS:
         for secret in SECRETS:
