@@ -165,6 +165,29 @@ def test_an_update_that_skips_updated_at_is_found_and_repaired(loaded, haven, ha
     assert again.loaded_rows == 0
 
 
+def test_a_repair_of_many_rows_re_syncs_the_table_and_keeps_its_deletions(
+    loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More differing rows than a repair reads by key (lowered to 1 here): the table is loaded
+    again whole, its deletion marks kept, and raw equals the source."""
+    from ingestion import pipeline
+
+    settings, endpoints, _ = loaded
+    deleted = deleted_keys(endpoints, "customers")
+    assert deleted, "the ticks deleted customers"
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute(
+            "update customers set city = upper(city) where id in (select id from customers order by id limit 3)"
+        )
+    monkeypatch.setattr(pipeline, "REPAIR_KEYS", 1)
+    report = ingest(settings, endpoints, values="all", repair=True)
+    customers = report.tables["customers"]
+    assert customers.resynced and customers.values is not None
+    assert customers.values.repaired == 3 and not customers.values.differing
+    assert deleted_keys(endpoints, "customers") == deleted
+    assert_every_row_matches(endpoints, "customers")
+
+
 def raw_type(endpoints: Endpoints, table: str, column: str) -> str:
     with psycopg.connect(endpoints.warehouse_url) as raw:
         return raw.execute(
