@@ -100,6 +100,7 @@ def test_a_node_is_named_by_its_name_not_its_package(unique_id: str, name: str) 
                 "quarantine": [],
                 "reconciliation": [],
                 "reconciliation_differences": [],
+                "value_checks": [],
             }
         )
     )
