@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 import dlt
 import pyarrow as pa
@@ -91,12 +92,14 @@ def _table_resource(
 ) -> DltResource:
     by_key = None
     if only_keys is not None:
+        # as SQLAlchemy binds them: a uuid as text (the reflected type renders strings)
+        keys = [tuple(str(v) if isinstance(v, UUID) else v for v in values) for values in only_keys]
 
         def by_key(query: Select[Any], table: Table) -> Select[Any]:
             columns = [table.c[name] for name in key]
             if len(columns) == 1:
-                return query.where(columns[0].in_([values[0] for values in only_keys]))
-            return query.where(tuple_(*columns).in_(only_keys))
+                return query.where(columns[0].in_([values[0] for values in keys]))
+            return query.where(tuple_(*columns).in_(keys))
 
     resource = sql_table(
         credentials=credentials,

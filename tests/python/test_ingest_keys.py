@@ -93,3 +93,20 @@ def test_hard_delete_is_detected_for_every_key_type(source_env, key_type: str) -
 
     third = ingest(settings, endpoints, tables=(spec,))
     assert not third.failed and third.loaded_rows == 0 and third.tables[table].deleted == 0
+
+    # a value changed without updated_at: the value check finds the key and the repair reads
+    # it again by key, whatever the key's type (a uuid, odd text, several columns)
+    with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
+        source.execute(
+            sql.SQL(
+                f"update {table} set label = 'changed' where ({key_columns}) in (select"
+                f" {key_columns} from {table} order by {key_columns} desc limit 1)"
+            )
+        )
+    repaired = ingest(settings, endpoints, tables=(spec,), values="all", repair=True)
+    check = repaired.tables[table].values
+    assert check is not None and check.repaired == 1 and not check.differing, check
+    with psycopg.connect(endpoints.warehouse_url) as raw:
+        assert raw.execute(
+            sql.SQL(f"select count(*) from raw_app.{table} where label = 'changed'")
+        ).fetchone() == (1,)
