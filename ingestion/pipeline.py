@@ -243,10 +243,7 @@ def ingest(
             on_batch=on_batch,
         )
         load_id, normalized = _load(dlt_pipeline, source, progress)
-        for table_name, rows in normalized.row_counts.items():
-            if table_name in reports:
-                reports[table_name].loaded += rows
-        bytes_moved = _bytes_moved(normalized)
+        bytes_moved = _tally(normalized, reports)
 
     progress("looking for hard deletes, indexing and analysing raw_app")
     with (
@@ -298,8 +295,12 @@ def _load(
     return (info.loads_ids[-1] if info.loads_ids else None), normalized
 
 
-def _bytes_moved(normalized: NormalizeInfo) -> int:
-    """Size of the load files written (what crossed from source to warehouse)."""
+def _tally(normalized: NormalizeInfo, tables: dict[str, TableReport]) -> int:
+    """Add a load's rows to each table's report; return the size of the load files written
+    (what crossed from source to warehouse)."""
+    for table_name, rows in normalized.row_counts.items():
+        if table_name in tables:
+            tables[table_name].loaded += rows
     return sum(
         metrics.file_size
         for packages in normalized.metrics.values()
@@ -379,10 +380,7 @@ def _repair(
             on_batch=on_batch,
         )
         report.load_id, normalized = _load(dlt_pipeline, source, progress)
-        for table_name, rows in normalized.row_counts.items():
-            if table_name in report.tables:
-                report.tables[table_name].loaded += rows
-        report.bytes_moved += _bytes_moved(normalized)
+        report.bytes_moved += _tally(normalized, report.tables)
     for name, plan in broken.items():
         if name in by_key:
             continue

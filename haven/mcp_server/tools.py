@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from haven.errors import HavenError
 from haven.mcp_server import manifest as dbt_manifest
 from haven.mcp_server.safety import CheckedSql, check, refuse_volatile
-from haven.ops.status import LATEST_VALUE_CHECKS
+from haven.ops.status import latest_value_checks
 
 MAX_ROWS = 500
 MAX_BYTES = 256 * 1024
@@ -470,10 +470,7 @@ def reconciliation(connections: Connections) -> list[dict[str, Any]]:
         )
     }
     with _session(connections.reader_url) as conn:
-        recorded = conn.execute(
-            "select to_regclass('ops.value_checks') is not null as present"
-        ).fetchone()
-        values = conn.execute(LATEST_VALUE_CHECKS).fetchall() if recorded["present"] else []  # type: ignore[index,call-overload,arg-type]
+        values = latest_value_checks(conn)
     for value_check in values:
         row = counts.setdefault(
             value_check["table_name"], {"table_name": value_check["table_name"]}

@@ -30,7 +30,7 @@ from haven.ops.panels import (
     tests_by_model_panel,
     tests_per_run_panel,
 )
-from haven.ops.status import LATEST_VALUE_CHECKS
+from haven.ops.status import latest_value_checks
 
 RUNS_SHOWN = 100
 BOOKKEEPING = frozenset({"record", "report"})
@@ -139,13 +139,7 @@ def collect(conn: psycopg.Connection, *, budget_usd: float) -> Dashboard:
         " order by table_name desc",
         (reconciled_run["run_id"] if reconciled_run else None,),
     )
-    values = (
-        _query(conn, LATEST_VALUE_CHECKS)
-        if _query(conn, "select to_regclass('ops.value_checks') is not null as present")[0][
-            "present"
-        ]
-        else []
-    )
+    values = latest_value_checks(conn)
     quarantine = None
     if _query(conn, "select to_regclass('quarantine.quarantined_rows') is not null as present")[0][
         "present"

@@ -9,17 +9,26 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-LATEST_VALUE_CHECKS = (
-    "select distinct on (table_name) table_name, checked_at, scope, rows_compared, rows_differing,"
-    " rows_repaired, sample_keys from ops.value_checks order by table_name, checked_at desc"
-)
-"""The last value reconciliation of each table, whichever run made it (a run that failed before
-its check leaves the previous one standing)."""
+
+def latest_value_checks(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """The last value reconciliation of each table, whichever run made it (a run that failed before
+    its check leaves the previous one standing); none before any run recorded one."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        present = cursor.execute(
+            "select to_regclass('ops.value_checks') is not null as present"
+        ).fetchone()
+        if not present or not present["present"]:
+            return []
+        return cursor.execute(
+            "select distinct on (table_name) table_name, checked_at, scope, rows_compared,"
+            " rows_differing, rows_repaired, sample_keys from ops.value_checks"
+            " order by table_name, checked_at desc"
+        ).fetchall()
 
 
 def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
     from haven.ops.history import ensure_schema  # here: it imports the ingest (dlt), which the
-    # MCP server, reading LATEST_VALUE_CHECKS, does not need
+    # MCP server, reading latest_value_checks, does not need
 
     ensure_schema(conn)
     with conn.cursor(row_factory=dict_row) as cursor:
@@ -46,7 +55,6 @@ def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
             " amount_difference from ops.reconciliation where run_id = %s order by table_name",
             (latest,),
         ).fetchall()
-        values = cursor.execute(LATEST_VALUE_CHECKS).fetchall()
         exists = cursor.execute(
             "select to_regclass('quarantine.quarantined_rows') is not null as present"
         ).fetchone()
@@ -57,6 +65,7 @@ def collect(conn: psycopg.Connection, *, runs: int = 10) -> dict[str, Any]:
             if exists and exists["present"]
             else []
         )
+    values = latest_value_checks(conn)
     return {
         "runs": recent,
         "freshness": freshness,

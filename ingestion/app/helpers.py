@@ -188,12 +188,12 @@ def widen_columns(warehouse: psycopg.Connection, spec: TableSpec, widened: dict[
     and the old column is dropped with the views that read it, as a re-sync drops them; the next
     build makes them again (``haven.transform.changes``: a missing base view means build)."""
     raw = sql.SQL("raw_app.{}").format(sql.Identifier(spec.name))
+    nullable = {
+        name: is_nullable
+        for name, (_, is_nullable) in source_columns(warehouse, "raw_app", spec.name).items()
+    }
     with warehouse.transaction():
         for name, wider in widened.items():
-            (required,) = warehouse.execute(
-                "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = %s",
-                (f"raw_app.{spec.name}", name),
-            ).fetchone()  # type: ignore[misc]
             column, scratch = sql.Identifier(name), sql.Identifier(f"_haven_widening_{name}")
             warehouse.execute(
                 sql.SQL("alter table {} add column {} {}").format(raw, scratch, sql.SQL(wider))
@@ -203,7 +203,7 @@ def widen_columns(warehouse: psycopg.Connection, spec: TableSpec, widened: dict[
             warehouse.execute(
                 sql.SQL("alter table {} rename column {} to {}").format(raw, scratch, column)
             )
-            if required:
+            if not nullable[name]:
                 warehouse.execute(
                     sql.SQL("alter table {} alter column {} set not null").format(raw, column)
                 )

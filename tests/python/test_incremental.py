@@ -24,6 +24,7 @@ from haven.transform.equality import create_reference, differences_from_full_reb
 from haven.warehouse.endpoints import Endpoints, up
 from ingestion.pipeline import PIPELINE_NAME, ingest
 from tests.python.conftest import haven_environment, settings_for
+from tests.python.test_ingest import column_type
 from tests.python.test_ingest_recovery import PHASES, kill_at
 
 REFERENCE = "incremental_reference"
@@ -204,15 +205,6 @@ def test_a_column_added_in_the_source_keeps_the_models_and_histories_equal(wareh
     assert_histories_record_each_deletion_once(endpoints)
 
 
-def column_type(endpoints: Endpoints, relation: str, column: str) -> str:
-    with psycopg.connect(endpoints.warehouse_url) as conn:
-        return conn.execute(
-            "select format_type(atttypid, atttypmod) from pg_attribute"
-            " where attrelid = %s::regclass and attname = %s",
-            (relation, column),
-        ).fetchone()[0]
-
-
 def test_a_widened_column_and_a_repaired_row_flow_down_equal_to_a_full_rebuild(warehouse) -> None:
     """The application widens vendors.commission_rate and backfills an old order without moving
     updated_at. The ingest widens raw's column in place and reads the order again; the
@@ -236,8 +228,8 @@ def test_a_widened_column_and_a_repaired_row_flow_down_equal_to_a_full_rebuild(w
     repaired = report.tables["orders"].values
     assert repaired is not None and repaired.repaired == 1 and not repaired.differing
     build(settings, endpoints)
-    for relation in ("raw_app.vendors", "staging.stg_app__vendors"):
-        assert column_type(endpoints, relation, "commission_rate") == "numeric(7,5)", relation
+    for schema, table in (("raw_app", "vendors"), ("staging", "stg_app__vendors")):
+        assert column_type(endpoints, schema, table, "commission_rate") == "numeric(7,5)", table
     with psycopg.connect(endpoints.warehouse_url) as conn:
         assert conn.execute(
             "select count(*) from snapshots.snp_vendors where commission_rate = 0.12345"

@@ -13,7 +13,7 @@ from haven.settings import Settings
 from haven.source import simulator
 from haven.warehouse.endpoints import Endpoints, up
 from haven.warehouse.fingerprint import table_fingerprint
-from ingestion.app.helpers import source_columns
+from ingestion.app.helpers import column_types, source_columns
 from ingestion.app.settings import DELETED_AT, TABLES
 from ingestion.pipeline import IngestReport, ingest
 from tests.python.conftest import settings_for
@@ -188,13 +188,9 @@ def test_a_repair_of_many_rows_re_syncs_the_table_and_keeps_its_deletions(
     assert_every_row_matches(endpoints, "customers")
 
 
-def raw_type(endpoints: Endpoints, table: str, column: str) -> str:
-    with psycopg.connect(endpoints.warehouse_url) as raw:
-        return raw.execute(
-            "select format_type(atttypid, atttypmod) from pg_attribute"
-            " where attrelid = %s::regclass and attname = %s",
-            (f"raw_app.{table}", column),
-        ).fetchone()[0]
+def column_type(endpoints: Endpoints, schema: str, table: str, column: str) -> str:
+    with psycopg.connect(endpoints.warehouse_url) as warehouse:
+        return column_types(warehouse, schema, table, (column,))[column]
 
 
 def test_a_widened_numeric_lands_in_place_and_a_narrowed_one_stops(loaded) -> None:
@@ -213,7 +209,7 @@ def test_a_widened_numeric_lands_in_place_and_a_narrowed_one_stops(loaded) -> No
     vendors = report.tables["vendors"]
     assert vendors.widened == ["commission_rate to numeric(7, 5)"], vendors
     assert not vendors.resynced and not report.failed and vendors.loaded == 1
-    assert raw_type(endpoints, "vendors", "commission_rate") == "numeric(7,5)"
+    assert column_type(endpoints, "raw_app", "vendors", "commission_rate") == "numeric(7,5)"
     assert vendors.values is not None and not vendors.values.differing
     assert_every_row_matches(endpoints, "vendors")
     with psycopg.connect(endpoints.source_admin_url, autocommit=True) as source:
@@ -223,7 +219,7 @@ def test_a_widened_numeric_lands_in_place_and_a_narrowed_one_stops(loaded) -> No
     problem = report.tables["vendors"].problem or ""
     assert "vendors.commission_rate narrowed" in problem and "--resync vendors" in problem
     assert not ingest(settings, endpoints, resync=frozenset({"vendors"})).failed
-    assert raw_type(endpoints, "vendors", "commission_rate") == "numeric(6,3)"
+    assert column_type(endpoints, "raw_app", "vendors", "commission_rate") == "numeric(6,3)"
     assert_every_row_matches(endpoints, "vendors")
 
 
