@@ -13,7 +13,7 @@ import pytest
 from haven.cli.ops import _status_sections
 from haven.mcp_server import manifest
 from haven.settings import PROJECT_DIR, Settings, get_settings
-from haven.transform.dbt import dbt_args, node_name
+from haven.transform.dbt import PARTIAL_PARSE_FILE, dbt_args, node_name, run_dbt, saved_parse
 from haven.warehouse.pii import hmac_pads
 
 
@@ -34,6 +34,31 @@ def test_dbt_args_builds_the_command_line() -> None:
     assert "--exclude" not in dbt_args("build")
     cautious = dbt_args("build", select="+resource_type:snapshot", indirect_selection="cautious")
     assert cautious[cautious.index("--indirect-selection") + 1] == "cautious"
+
+
+def test_each_connection_and_vars_start_from_their_own_parse(tmp_path: Path) -> None:
+    """The hourly vars, the nightly vars, then the hourly again: the third parse starts from the
+    first one's, kept aside, so dbt does not parse the project again (it writes its partial-parse
+    file only after parsing). Another database has a parse of its own."""
+    environment = {
+        "DBT_TARGET": "dev",
+        "HAVEN_DBT_DATABASE": "parse_test",
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+    }
+    written = tmp_path / "target" / PARTIAL_PARSE_FILE
+    hourly = dbt_args("parse", variables={"test_changed_rows_only": True})
+    nightly = dbt_args("parse")
+    other_database = {**environment, "HAVEN_DBT_DATABASE": "parse_test_2"}
+    assert saved_parse(hourly, environment) != saved_parse(nightly, environment)
+    assert saved_parse(hourly, environment) != saved_parse(hourly, other_database)
+    assert run_dbt(hourly, environment).success
+    assert run_dbt(nightly, environment).success
+    parsed = written.stat().st_mtime_ns
+    kept = saved_parse(hourly, environment).stat().st_mtime_ns
+    assert run_dbt(hourly, environment).success
+    assert written.stat().st_mtime_ns == parsed, "the hourly vars were parsed again"
+    assert saved_parse(hourly, environment).stat().st_mtime_ns == kept
 
 
 def test_dbt_artifacts_are_read_where_dbt_target_path_puts_them(
