@@ -5,12 +5,15 @@ disturb each other."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from flows.server import local_server
 from haven.settings import PROJECT_DIR, Settings
@@ -36,6 +39,22 @@ def haven_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     embedded_server(Settings(home=home)).stop()
 
 
+@pytest.fixture(scope="session")
+def prefect_api(haven_home: Path) -> str:
+    """The Prefect server of the session's home, the one `haven up` there starts: one per test
+    process (a start costs about 14 s) for every module that needs a server but not its own."""
+    return local_server(Settings(home=haven_home)).start()
+
+
+@pytest.fixture(scope="module")
+def prefect_client(prefect_api: str) -> Iterator[str]:
+    """Flows run in this process report to the session's Prefect server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        yield prefect_api
+
+
 def settings_for(home: Path, name: str, **overrides: object) -> Settings:
     """Settings for an isolated pair of databases on the session's embedded server; explicit
     values, so a HAVEN_* variable in the developer's shell cannot leak into a test."""
@@ -49,6 +68,36 @@ def settings_for(home: Path, name: str, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def copy_of(template: Settings, name: str) -> tuple[Settings, Endpoints]:
+    """A warehouse and source named ``name`` that start as copies of ``template``'s (PostgreSQL
+    copies the files: ``CREATE DATABASE ... TEMPLATE``), with its dlt working state: what a test
+    gets in a second, instead of simulating and loading the source again."""
+    settings = settings_for(template.home, name)
+    root = psycopg.conninfo.make_conninfo(up(template).warehouse_url, dbname="postgres")
+    with psycopg.connect(root, autocommit=True) as conn:
+        for original, copy in (
+            (template.warehouse_database, settings.warehouse_database),
+            (template.source_database, settings.source_database),
+        ):
+            # nobody may be connected to a database PostgreSQL copies (a pooled connection
+            # of the template's ingest may still be open)
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = %s and pid <> pg_backend_pid()",
+                (original,),
+            )
+            conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(copy)))
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(copy), sql.Identifier(original)
+                )
+            )
+    shutil.rmtree(settings.dlt_dir, ignore_errors=True)
+    if template.dlt_dir.exists():
+        shutil.copytree(template.dlt_dir, settings.dlt_dir)
+    return settings, up(settings)
 
 
 @pytest.fixture(scope="module")

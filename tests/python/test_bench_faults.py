@@ -4,24 +4,13 @@ the source and the marts a full rebuild after each run; and faults must really h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from haven.bench import faults
 from tests.python.conftest import settings_for
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def test_runs_survive_faults_and_a_killed_warehouse(haven_home: Path, harness: None) -> None:
+def test_runs_survive_faults_and_a_killed_warehouse(haven_home: Path, prefect_client: str) -> None:
     settings = settings_for(haven_home, "faults")
     result = faults.run(
         settings,

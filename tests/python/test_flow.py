@@ -1,4 +1,4 @@
-"""The elt flow end to end under Prefect's test harness, against the embedded warehouse:
+"""The elt flow end to end on the session's Prefect server, against the embedded warehouse:
 a clean run records everything, a transient fault is retried, a failing data test is not,
 two runs never overlap (and the lock's connection, dropped, is tried again), alerts reach a
 webhook, deployments match prefect.yaml."""
@@ -30,15 +30,7 @@ from tests.python.conftest import settings_for
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="module")
-def flow_env(haven_home: Path, harness: None) -> Iterator[Endpoints]:
+def flow_env(haven_home: Path, prefect_client: str) -> Iterator[Endpoints]:
     """Point get_settings() (which the flow reads) at this module's databases."""
     patcher = pytest.MonkeyPatch()
     settings = settings_for(haven_home, "flow")
@@ -395,7 +387,7 @@ def test_a_failed_run_posts_an_alert(
     assert delivered == (True,)
 
 
-def test_deployments_match_prefect_yaml(harness: None) -> None:
+def test_deployments_match_prefect_yaml(prefect_client: str) -> None:
     import yaml
 
     from flows.deployments import PREFECT_YAML, read_specs, to_deployments

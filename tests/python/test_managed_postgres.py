@@ -22,7 +22,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from flows.server import local_server
 from haven.settings import PROJECT_DIR, Settings
 from haven.warehouse.embedded import HOST, SUPERUSER, EmbeddedServer
 from haven.warehouse.endpoints import EMBEDDED_ROLE_PASSWORD, Endpoints
@@ -79,12 +78,10 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def home(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A HAVEN_HOME of this server's own, so every file the platform writes for it is searched
-    for secrets (its local Prefect server included, stopped at the end)."""
-    path = tmp_path_factory.mktemp("managed_home")
-    yield path
-    local_server(Settings(home=path)).stop()
+    for secrets (with the session's Prefect server's database, which its runs report to)."""
+    return tmp_path_factory.mktemp("managed_home")
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +97,11 @@ def roles(server: Server) -> Server:
     return server
 
 
-def environment(server: Server, source_user: str, source_password: str) -> dict[str, str]:
+def environment(
+    server: Server, source_user: str, source_password: str, prefect_api: str
+) -> dict[str, str]:
     return {
+        "PREFECT_API_URL": prefect_api,
         "HAVEN_WAREHOUSE_URL": server.url(OWNER, OWNER_PASSWORD, "analytics"),
         "HAVEN_SOURCE_URL": server.url(source_user, source_password, "clutter_app"),
         "HAVEN_ROLE_PASSWORD": ROLE_PASSWORD,
@@ -156,10 +156,12 @@ def files_holding(secret: bytes, *roots: Path) -> list[str]:
     return hits
 
 
-def test_the_whole_flow_runs_without_a_superuser(roles: Server, home: Path) -> None:
+def test_the_whole_flow_runs_without_a_superuser(
+    roles: Server, home: Path, prefect_api: str
+) -> None:
     server = roles
-    as_owner = environment(server, APP_OWNER, APP_OWNER_PASSWORD)
-    as_reader = environment(server, READER, READER_PASSWORD)
+    as_owner = environment(server, APP_OWNER, APP_OWNER_PASSWORD, prefect_api)
+    as_reader = environment(server, READER, READER_PASSWORD, prefect_api)
     started = haven_ok("up", env=as_owner, home=home)
     assert "warning: The MCP role haven_mcp has no temp_file_limit" in started, started
     haven_ok("source", "init", "--scale", "0.01", "--seed", "3", env=as_owner, home=home)
@@ -216,9 +218,11 @@ def test_the_whole_flow_runs_without_a_superuser(roles: Server, home: Path) -> N
         assert conn.execute("select to_regclass('analytics.stolen')").fetchone() == (None,)
 
 
-def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, home: Path) -> None:
+def test_haven_up_names_each_gap_a_run_would_stop_on(
+    roles: Server, home: Path, prefect_api: str
+) -> None:
     server = roles
-    as_reader = environment(server, READER, READER_PASSWORD)
+    as_reader = environment(server, READER, READER_PASSWORD, prefect_api)
     without_key = {**as_reader, "HAVEN_PII_HASH_KEY": ""}
     result = haven_out("up", env=without_key, home=home)
     assert (
@@ -242,11 +246,14 @@ def test_haven_up_names_each_gap_a_run_would_stop_on(roles: Server, home: Path) 
     )
 
 
-def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
+def test_no_secret_in_any_output_or_file(
+    roles: Server, home: Path, prefect_api: str, haven_home: Path
+) -> None:
     """After the flow above: status, the report, the docs site, a failing run and the MCP
-    server (above) too; then every output and file is searched for every secret."""
+    server (above) too; then every output and file is searched for every secret (the Prefect
+    server's database and flow-run logs are the session's)."""
     server = roles
-    as_reader = environment(server, READER, READER_PASSWORD)
+    as_reader = environment(server, READER, READER_PASSWORD, prefect_api)
     status = haven_ok("status", env=as_reader, home=home)
     assert "warning: The MCP role haven_mcp has no temp_file_limit" in status, status
     haven_ok("report", env=as_reader, home=home)
@@ -261,6 +268,11 @@ def test_no_secret_in_any_output_or_file(roles: Server, home: Path) -> None:
         for secret in SECRETS:
             assert secret not in output, f"`{command}` printed a secret: {output[-600:]}"
     settings = Settings()
-    roots = [home, settings.dbt_target_dir, PROJECT_DIR / "logs"]
+    roots = [
+        home,
+        Settings(home=haven_home).prefect_dir,
+        settings.dbt_target_dir,
+        PROJECT_DIR / "logs",
+    ]
     for secret in SECRETS:
         assert files_holding(secret.encode(), *roots) == [], f"files hold {secret[:6]}..."
