@@ -23,7 +23,7 @@ from haven.source import simulator
 from haven.warehouse.endpoints import Endpoints, up
 from ingestion.app.settings import DELETED_AT, TABLES
 from ingestion.pipeline import PIPELINE_NAME, ingest
-from tests.python.conftest import HAVEN, haven_environment, run_haven, settings_for
+from tests.python.conftest import HAVEN, copy_of, haven_environment, run_haven, settings_for
 from tests.python.test_ingest import assert_raw_equals_source
 
 
@@ -119,10 +119,11 @@ def _assert_no_duplicate_live_keys(warehouse_url: str) -> None:
 
 @pytest.mark.parametrize("phase", list(PHASES))
 @pytest.mark.parametrize("mode", ["full refresh", "incremental"])
-def test_killed_ingest_is_recovered_by_the_next_one(haven_home: Path, mode: str, phase: str):
+def test_killed_ingest_is_recovered_by_the_next_one(
+    haven_home: Path, loaded_source: Settings, mode: str, phase: str
+):
     name = f"kill_{mode.split()[0]}_{phase.split()[-1]}"
-    settings = settings_for(haven_home, name)
-    endpoints = simulator_source(settings)
+    settings, endpoints = copy_of(loaded_source, name)
     databases = {
         "HAVEN_WAREHOUSE_DATABASE": settings.warehouse_database,
         "HAVEN_SOURCE_DATABASE": settings.source_database,
@@ -191,16 +192,19 @@ def assert_raw_marks_every_deletion(endpoints: Endpoints, landed: dict[str, set[
             assert {key for key, *_ in rows} <= keys
 
 
-def simulator_source(settings: Settings) -> Endpoints:
-    """A small source, fully loaded once, so an incremental run under test has a raw to extend."""
+@pytest.fixture(scope="module")
+def loaded_source(haven_home: Path) -> Settings:
+    """A small source, fully loaded once, so an incremental run under test has a raw to extend;
+    each test works on its own copy (``copy_of``)."""
+    settings = settings_for(haven_home, "recovery_template")
     endpoints = up(settings)
     simulator.init(endpoints, scale=0.03, seed=5, replace=True)
     assert not ingest(settings, endpoints, full_refresh=True).failed
-    return endpoints
+    return settings
 
 
 def test_loads_that_keep_failing_lose_no_appended_row(
-    haven_home: Path, monkeypatch: pytest.MonkeyPatch
+    loaded_source: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fault benchmark's case: a load fails after its extract moved dlt's cursors, the next
     run's recovery fails too and discards the package (and the rows it had appended). The
@@ -210,8 +214,7 @@ def test_loads_that_keep_failing_lose_no_appended_row(
 
     from haven.errors import HavenError
 
-    settings = settings_for(haven_home, "failing_loads")
-    endpoints = simulator_source(settings)
+    settings, endpoints = copy_of(loaded_source, "failing_loads")
     simulator.tick(endpoints, days=1)
     real_load = dlt.Pipeline.load
     failures = {"left": 2}
@@ -232,14 +235,13 @@ def test_loads_that_keep_failing_lose_no_appended_row(
     assert_raw_equals_source(endpoints)
 
 
-def test_an_append_cursor_ahead_of_raw_loses_nothing(haven_home: Path) -> None:
+def test_an_append_cursor_ahead_of_raw_loses_nothing(loaded_source: Settings) -> None:
     """What the fault benchmark found: after failed and discarded loads dlt's cursor for an
     append-only table stood past rows raw never got. The next ingest reads on from what raw
     holds, so those rows still arrive (once)."""
     from ingestion.pipeline import pipeline
 
-    settings = settings_for(haven_home, "cursor_ahead")
-    endpoints = simulator_source(settings)
+    settings, endpoints = copy_of(loaded_source, "cursor_ahead")
     simulator.tick(endpoints, days=1)
     with psycopg.connect(endpoints.source_admin_url) as source:
         newest = source.execute("select max(id) from order_status_events").fetchone()[0]
@@ -252,11 +254,10 @@ def test_an_append_cursor_ahead_of_raw_loses_nothing(haven_home: Path) -> None:
     assert_raw_equals_source(endpoints)
 
 
-def test_a_new_source_then_a_full_refresh_keeps_the_old_keys_as_deletions(haven_home: Path):
+def test_a_new_source_then_a_full_refresh_keeps_the_old_keys_as_deletions(loaded_source: Settings):
     """`haven source init --replace` with a smaller source says to refresh; the full refresh
     then holds the new source's rows live and every key only the old source had as deleted."""
-    settings = settings_for(haven_home, "replaced")
-    endpoints = simulator_source(settings)
+    settings, endpoints = copy_of(loaded_source, "replaced")
     simulator.tick(endpoints, days=1)
     assert not ingest(settings, endpoints).failed
     old = raw_keys(endpoints.warehouse_url)
@@ -273,7 +274,7 @@ def test_a_new_source_then_a_full_refresh_keeps_the_old_keys_as_deletions(haven_
         "6",
         "--replace",
         env=databases,
-        home=haven_home,
+        home=settings.home,
     )
     assert replaced.returncode == 0, replaced.stderr
     assert "haven run --full-refresh" in " ".join((replaced.stdout + replaced.stderr).split())
@@ -304,7 +305,7 @@ def test_a_new_source_then_a_full_refresh_keeps_the_old_keys_as_deletions(haven_
     assert ingest(settings, endpoints).loaded_rows == 0
 
 
-def test_the_spark_lake_after_a_full_refresh_of_raw_equals_raw(haven_home: Path) -> None:
+def test_the_spark_lake_after_a_full_refresh_of_raw_equals_raw(loaded_source: Settings) -> None:
     """The lake is an append log: after a full refresh of PostgreSQL's raw, the next export
     appends every reloaded row and every new deletion mark, and each key's newest version (the
     rule the lake's views apply: newest load, a deletion mark first) is raw's row again."""
@@ -313,8 +314,7 @@ def test_the_spark_lake_after_a_full_refresh_of_raw_equals_raw(haven_home: Path)
 
     from ingestion import lake
 
-    settings = settings_for(haven_home, "lake_refresh")
-    endpoints = simulator_source(settings)
+    settings, endpoints = copy_of(loaded_source, "lake_refresh")
     lake.pipeline(settings).run(lake.source(endpoints))
     simulator.tick(endpoints, days=2)
     assert not ingest(settings, endpoints, full_refresh=True).failed
