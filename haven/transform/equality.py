@@ -17,6 +17,7 @@ from psycopg import sql
 
 from haven.errors import HavenError
 from haven.settings import Settings
+from haven.warehouse.connection import copy_database
 from haven.warehouse.embedded import BIN_DIRECTORY
 from haven.warehouse.endpoints import Endpoints
 from haven.warehouse.fingerprint import Fingerprint, table_fingerprint
@@ -38,16 +39,8 @@ def database_url(url: str, database: str) -> str:
 
 
 def create_reference(endpoints: Endpoints, reference: str) -> None:
-    """A new reference database, a copy of the warehouse as it is now (nobody may be connected
-    to the warehouse while PostgreSQL copies it)."""
-    warehouse = psycopg.conninfo.conninfo_to_dict(endpoints.warehouse_url)["dbname"]
-    with psycopg.connect(endpoints.warehouse_url, dbname="postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(reference)))
-        conn.execute(
-            sql.SQL("create database {} template {}").format(
-                sql.Identifier(reference), sql.Identifier(str(warehouse))
-            )
-        )
+    """A new reference database, a copy of the warehouse as it is now."""
+    copy_database(endpoints.warehouse_url, reference)
 
 
 def copy_raw(endpoints: Endpoints, reference: str) -> None:

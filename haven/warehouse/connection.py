@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -65,6 +66,25 @@ def with_user(url: str, user: str, password: str | None) -> str:
 def with_database(url: str, database: str) -> str:
     """The same server and role as ``url``, another database."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def copy_database(url: str, copy: str) -> None:
+    """Replace the database ``copy`` with a copy of the one at ``url`` (PostgreSQL copies its
+    files: ``CREATE DATABASE ... TEMPLATE``), on the same server. Nobody may be connected to a
+    database while it is copied: sessions still open on it (a pool's) are ended first."""
+    original = str(conninfo_to_dict(url)["dbname"])
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = %s and pid <> pg_backend_pid()",
+            (original,),
+        )
+        conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(copy)))
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(copy), sql.Identifier(original)
+            )
+        )
 
 
 def validate_url(url: str, *, setting: str) -> None:

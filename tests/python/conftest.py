@@ -11,12 +11,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from flows.server import local_server
 from haven.settings import PROJECT_DIR, Settings
+from haven.warehouse.connection import copy_database
 from haven.warehouse.endpoints import Endpoints, embedded_server, up
 from haven.warehouse.spark import local_cluster
 
@@ -75,25 +74,9 @@ def copy_of(template: Settings, name: str) -> tuple[Settings, Endpoints]:
     copies the files: ``CREATE DATABASE ... TEMPLATE``), with its dlt working state: what a test
     gets in a second, instead of simulating and loading the source again."""
     settings = settings_for(template.home, name)
-    root = psycopg.conninfo.make_conninfo(up(template).warehouse_url, dbname="postgres")
-    with psycopg.connect(root, autocommit=True) as conn:
-        for original, copy in (
-            (template.warehouse_database, settings.warehouse_database),
-            (template.source_database, settings.source_database),
-        ):
-            # nobody may be connected to a database PostgreSQL copies (a pooled connection
-            # of the template's ingest may still be open)
-            conn.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity"
-                " where datname = %s and pid <> pg_backend_pid()",
-                (original,),
-            )
-            conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(copy)))
-            conn.execute(
-                sql.SQL("create database {} template {}").format(
-                    sql.Identifier(copy), sql.Identifier(original)
-                )
-            )
+    template_endpoints = up(template)
+    copy_database(template_endpoints.warehouse_url, settings.warehouse_database)
+    copy_database(template_endpoints.source_admin_url, settings.source_database)
     shutil.rmtree(settings.dlt_dir, ignore_errors=True)
     if template.dlt_dir.exists():
         shutil.copytree(template.dlt_dir, settings.dlt_dir)
