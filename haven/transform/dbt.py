@@ -174,6 +174,11 @@ the env_var() of dbt_project.yml (with the --vars of the command line)."""
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
+def _target_path(environment: Mapping[str, str]) -> Path:
+    """The target directory the dbt of ``environment`` writes to."""
+    return Path(environment.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")
+
+
 def saved_parse(args: list[str], environment: Mapping[str, str]) -> Path:
     """Where the parsed project for this connection and these ``--vars`` is kept.
 
@@ -185,8 +190,7 @@ def saved_parse(args: list[str], environment: Mapping[str, str]) -> Path:
     variables = args[args.index("--vars") + 1] if "--vars" in args else ""
     identity = "\0".join([variables, *(environment.get(name, "") for name in PARSE_IDENTITY)])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    target = Path(environment.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")
-    return target / "parses" / f"{digest}.msgpack"
+    return _target_path(environment) / "parses" / f"{digest}.msgpack"
 
 
 def _modified(path: Path) -> int | None:
@@ -211,7 +215,7 @@ def run_dbt(args: list[str], environment: Mapping[str, str]) -> DbtOutcome:
     from dbt.cli.main import dbtRunner
 
     saved = saved_parse(args, environment)
-    written = saved.parent.parent / PARTIAL_PARSE_FILE
+    written = _target_path(environment) / PARTIAL_PARSE_FILE
     values = dict(environment)
     if saved.exists() and "DBT_PARTIAL_PARSE_FILE_PATH" not in os.environ:
         values["DBT_PARTIAL_PARSE_FILE_PATH"] = str(saved)
