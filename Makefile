@@ -65,7 +65,7 @@ java:
 # The Spark tests first, alone: their cluster keeps both cores busy, and beside another module
 # they took 1.5x as long. Then the other modules on TEST_PROCESSES processes (pytest-xdist, a
 # module per process at a time, each with its own embedded PostgreSQL and dbt target directory;
-# TEST_PROCESSES=0 runs them in one).
+# TEST_PROCESSES=0 runs them in one), handed out slowest first (tests/python/conftest.py).
 TEST_PROCESSES ?= 2
 SPARK_TESTS := tests/python/test_spark.py
 
@@ -73,7 +73,7 @@ test: setup browser java postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(SPARK_TESTS)
-	$(BIN)/pytest --numprocesses $(TEST_PROCESSES) --dist loadfile --ignore $(SPARK_TESTS)
+	$(BIN)/pytest --numprocesses $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --ignore $(SPARK_TESTS)
 
 format: setup
 	$(BIN)/ruff format .
