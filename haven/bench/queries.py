@@ -59,7 +59,8 @@ class QueryResult:
 @dataclass
 class QueryBenchmark:
     scale: str
-    seconds_per_query: float
+    seconds_per_query: int | None
+    transactions_per_query: int | None = None
     queries: list[QueryResult] = field(default_factory=list)
     indexes_total: int = 0
     indexes_used: list[str] = field(default_factory=list)
@@ -96,18 +97,34 @@ def suite() -> list[tuple[str, str, str]]:
     ]
 
 
+def pgbench_length(seconds: int | None, transactions: int | None) -> list[str]:
+    """pgbench's ``-t transactions`` when given, else ``-T seconds``; one sentence for a value
+    it cannot run with."""
+    if transactions is not None:
+        if transactions < 1:
+            raise HavenError(f"--transactions must be at least 1, got {transactions}.")
+        return ["-t", str(transactions)]
+    if seconds is None or seconds < 1:
+        raise HavenError(f"--seconds must be at least 1, got {seconds}.")
+    return ["-T", str(seconds)]
+
+
 def run(
     settings: Settings,
     endpoints: Endpoints,
     *,
     scale: str,
-    seconds: float = 3.0,
+    seconds: int | None = 3,
+    transactions: int | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> QueryBenchmark:
-    if seconds <= 0:
-        raise HavenError(f"--seconds must be more than 0, got {seconds}.")
+    """Each query with pgbench for ``seconds`` (pgbench -T), or for ``transactions`` (-t)
+    when given, in each phase."""
+    length = pgbench_length(seconds, transactions)
+    if transactions is not None:
+        seconds = None
     variables = _variables(endpoints)
-    result = QueryBenchmark(scale, seconds)
+    result = QueryBenchmark(scale, seconds, transactions)
     queries = suite()
     with tempfile.TemporaryDirectory(prefix="haven-bench-") as scratch:
         work = Path(scratch)
@@ -116,7 +133,7 @@ def run(
         indexed: dict[str, PhaseResult] = {}
         for name, _, script in queries:
             progress(f"with indexes: {name}")
-            indexed[name] = _pgbench(endpoints, work, name, script, variables, seconds)
+            indexed[name] = _pgbench(endpoints, work, name, script, variables, length)
         usage_after = _index_usage(endpoints)
         result.indexes_total = len(usage_after)
         result.indexes_used = sorted(
@@ -128,7 +145,7 @@ def run(
             unindexed = {}
             for name, _, script in queries:
                 progress(f"without indexes: {name}")
-                unindexed[name] = _pgbench(endpoints, work, name, script, variables, seconds)
+                unindexed[name] = _pgbench(endpoints, work, name, script, variables, length)
         finally:
             progress("recreating the mart indexes")
             _recreate_indexes(endpoints, definitions)
@@ -217,8 +234,9 @@ def _pgbench(
     name: str,
     script: str,
     variables: dict[str, int],
-    seconds: float,
+    length: list[str],
 ) -> PhaseResult:
+    """One query's phase: ``length`` is pgbench's ``-T seconds`` or ``-t transactions``."""
     path = work / f"{name}.sql"
     path.write_text(script)
     url = urlsplit(endpoints.role_url(_role_for(script)))
@@ -250,11 +268,11 @@ def _pgbench(
     for old in work.glob(f"{name}.log*"):
         old.unlink()
     completed = subprocess.run(
-        [*base, "-T", str(max(1, round(seconds))), "-l", f"--log-prefix={work / (name + '.log')}"],
+        [*base, *length, "-l", f"--log-prefix={work / (name + '.log')}"],
         env=environment,
         capture_output=True,
         text=True,
-        timeout=seconds * 10 + 60,
+        timeout=(int(length[1]) * 10 if length[0] == "-T" else 0) + 600,
     )
     if completed.returncode != 0:
         raise HavenError(
@@ -315,6 +333,12 @@ def _recreate_indexes(endpoints: Endpoints, definitions: list[tuple[str, str]]) 
             )  # type: ignore[arg-type]
 
 
+def _length(result: QueryBenchmark) -> str:
+    if result.transactions_per_query is not None:
+        return f"{result.transactions_per_query} transactions"
+    return f"{result.seconds_per_query} s"
+
+
 def write_report(result: QueryBenchmark, directory: Path, machine: str) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "queries.json"
@@ -322,7 +346,7 @@ def write_report(result: QueryBenchmark, directory: Path, machine: str) -> tuple
     lines = [
         f"# Query benchmark, SF {result.scale} ({machine})",
         "",
-        f"pgbench, one client, {result.seconds_per_query:g} s per query per phase, warm; latencies in ms.",
+        f"pgbench, one client, {_length(result)} per query per phase, warm; latencies in ms.",
         "",
         "| query | p50 | p95 | p99 | p95 without indexes | improvement | plan (with indexes) |",
         "|---|---:|---:|---:|---:|---:|---|",

@@ -61,11 +61,16 @@ def bench_ingest(
 
 @bench_app.command("queries")
 def bench_queries(
-    seconds: Annotated[float, typer.Option(help="pgbench seconds per query and phase.")] = 3.0,
+    seconds: Annotated[int, typer.Option(help="pgbench seconds per query and phase.")] = 3,
+    transactions: Annotated[
+        int | None,
+        typer.Option(help="pgbench transactions per query and phase, instead of --seconds."),
+    ] = None,
 ) -> None:
     """Analyst query suite with pgbench: p50/p95/p99 with and without the mart indexes, same run."""
     from haven.bench import queries as bench
 
+    bench.pgbench_length(seconds, transactions)  # before anything starts
     settings = get_settings()
     endpoints = warehouse.up(settings)
     scale = _current_scale(endpoints)
@@ -75,6 +80,7 @@ def bench_queries(
             endpoints,
             scale=scale,
             seconds=seconds,
+            transactions=transactions,
             progress=lambda step: status.update(step),
         )
     machine = _machine()

@@ -1,5 +1,6 @@
-"""`haven bench queries` on a small warehouse: every query of the suite runs in both phases, the
-indexes are back afterwards, and the report is written. Timings are reported, never asserted."""
+"""`haven bench queries` on a small warehouse: every query of the suite runs in both phases (40
+transactions each: a benchmark's seconds only measure speed), the indexes are back afterwards,
+and the report is written. Timings are reported, never asserted."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_query_suite_runs_with_and_without_indexes(haven_home: Path, tmp_path: P
             }
 
     before = index_definitions()
-    result = bench.run(settings, endpoints, scale="0.02", seconds=1)
+    result = bench.run(settings, endpoints, scale="0.02", transactions=40)
     assert index_definitions() == before, "every mart index is recreated after the unindexed phase"
     assert len(result.queries) == len(bench.suite()) >= 12
     for query in result.queries:
@@ -46,5 +47,9 @@ def test_query_suite_runs_with_and_without_indexes(haven_home: Path, tmp_path: P
     assert set(result.indexes_used) | set(result.indexes_unused) == set(
         bench._index_usage(endpoints)
     )
+    for query in result.queries:  # pgbench ran exactly the transactions asked for
+        assert query.indexed.transactions == query.unindexed.transactions == 40
     json_path, markdown_path = bench.write_report(result, tmp_path, "test machine")
-    assert json_path.exists() and "Index utilisation" in markdown_path.read_text()
+    report = markdown_path.read_text()
+    assert json_path.exists() and "Index utilisation" in report
+    assert "40 transactions per query per phase" in report

@@ -43,7 +43,8 @@ CASES = [
     (["source", "init", "--scale", "0"], {}, "--scale must be between 0 and 100"),
     (["source", "init", "--defect-rate", "2"], {}, "--defect-rate must be between"),
     (["bench", "pipeline", "--scale", "abc"], {}, "--scale must be numbers separated by commas"),
-    (["bench", "queries", "--seconds", "0"], {}, "--seconds must be more than 0"),
+    (["bench", "queries", "--seconds", "0"], {}, "--seconds must be at least 1"),
+    (["bench", "queries", "--transactions", "0"], {}, "--transactions must be at least 1"),
     (["bench", "faults", "--stall-seconds", "-1"], {}, "--stall-seconds must be more than 0"),
     # a source or marts that do not exist yet
     (["ingest"], {"HAVEN_SOURCE_DATABASE": "never_created"}, "haven source init"),
