@@ -16,7 +16,14 @@ from psycopg import sql
 from haven.ops.reconcile import STAGED_TEST
 from haven.settings import PROJECT_DIR, Settings
 from haven.source import simulator
-from haven.transform.dbt import DbtOutcome, dbt_args, dbt_environment, run_dbt
+from haven.transform.dbt import (
+    DbtOutcome,
+    dbt_args,
+    dbt_environment,
+    parse_artifact,
+    read_run_results,
+    run_dbt,
+)
 from haven.warehouse.endpoints import ANALYST, MCP, ML, Endpoints, up
 from haven.warehouse.fingerprint import table_fingerprint
 from ingestion.pipeline import ingest
@@ -47,6 +54,30 @@ def test_build_passes_every_model_history_and_test(warehouse) -> None:
     built = {node.name for node in outcome.nodes if node.status == "success"}
     assert {"snp_customers", "snp_vendors", "snp_listings"} <= built
     assert sum(1 for node in outcome.nodes if node.resource_type == "test") > 100
+
+
+def test_artifacts_parse_as_the_librarys_parser_parses_them(warehouse, tmp_path: Path) -> None:
+    """parse_artifact imports only the model of the artifact's version; the result is what
+    dbt-artifacts-parser's own parser gives, and a version it does not know is refused."""
+    import json
+
+    from dbt_artifacts_parser import parser
+
+    settings, _, outcome = warehouse
+    path = settings.dbt_target_dir / "run_results.json"
+    parsed = parse_artifact(path, "run_results")
+    assert parsed == parser.parse_run_results(json.loads(path.read_text()))
+    assert [result.unique_id for result in read_run_results(settings.dbt_target_dir)] == [
+        result.unique_id for result in parsed.results
+    ]
+    assert len(parsed.results) == len(outcome.nodes)
+    unknown = json.loads(path.read_text())
+    unknown["metadata"]["dbt_schema_version"] = (
+        "https://schemas.getdbt.com/dbt/run-results/v99.json"
+    )
+    (tmp_path / "run_results.json").write_text(json.dumps(unknown))
+    with pytest.raises(ValueError, match="Not a run_results.json"):
+        parse_artifact(tmp_path / "run_results.json", "run_results")
 
 
 def test_quarantine_catches_exactly_the_damaged_rows(warehouse) -> None:
