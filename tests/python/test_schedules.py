@@ -41,10 +41,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Its own home, so its Prefect server can run the scheduler every few seconds."""
+    """Its own home, so its Prefect server can run the scheduler every few seconds; the worker
+    and `haven serve` look for due runs every 2 s (Prefect's default: 10)."""
     home = tmp_path_factory.mktemp("schedules-home")
     environment = haven_environment(
-        {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "3"}, home=home
+        {
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "3",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        },
+        home=home,
     )
     environment.pop("PREFECT_API_URL", None)
     started = subprocess.run(
