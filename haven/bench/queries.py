@@ -123,6 +123,7 @@ def run(
     length = pgbench_length(seconds, transactions)
     if transactions is not None:
         seconds = None
+    timeout = 600 if seconds is None else seconds * 10 + 60
     variables = _variables(endpoints)
     result = QueryBenchmark(scale, seconds, transactions)
     queries = suite()
@@ -133,7 +134,7 @@ def run(
         indexed: dict[str, PhaseResult] = {}
         for name, _, script in queries:
             progress(f"with indexes: {name}")
-            indexed[name] = _pgbench(endpoints, work, name, script, variables, length)
+            indexed[name] = _pgbench(endpoints, work, name, script, variables, length, timeout)
         usage_after = _index_usage(endpoints)
         result.indexes_total = len(usage_after)
         result.indexes_used = sorted(
@@ -145,7 +146,9 @@ def run(
             unindexed = {}
             for name, _, script in queries:
                 progress(f"without indexes: {name}")
-                unindexed[name] = _pgbench(endpoints, work, name, script, variables, length)
+                unindexed[name] = _pgbench(
+                    endpoints, work, name, script, variables, length, timeout
+                )
         finally:
             progress("recreating the mart indexes")
             _recreate_indexes(endpoints, definitions)
@@ -235,6 +238,7 @@ def _pgbench(
     script: str,
     variables: dict[str, int],
     length: list[str],
+    timeout: float,
 ) -> PhaseResult:
     """One query's phase: ``length`` is pgbench's ``-T seconds`` or ``-t transactions``."""
     path = work / f"{name}.sql"
@@ -272,7 +276,7 @@ def _pgbench(
         env=environment,
         capture_output=True,
         text=True,
-        timeout=(int(length[1]) * 10 if length[0] == "-T" else 0) + 600,
+        timeout=timeout,
     )
     if completed.returncode != 0:
         raise HavenError(
