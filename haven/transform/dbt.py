@@ -291,16 +291,14 @@ def parse_artifact(path: Path, kind: str) -> Any:
     A version the library does not know goes through its ``parser``, which says so."""
     data = json.loads(path.read_text())
     version = str(data.get("metadata", {}).get("dbt_schema_version", ""))
-    number = version.rsplit("/v", 1)[-1].removesuffix(".json")
     try:
-        module = importlib.import_module(
-            f"dbt_artifacts_parser.parsers.{kind}.{kind}_v{int(number)}"
-        )
+        number = int(version.rsplit("/v", 1)[-1].removesuffix(".json"))
+        module = importlib.import_module(f"dbt_artifacts_parser.parsers.{kind}.{kind}_v{number}")
     except (ValueError, ModuleNotFoundError):
         from dbt_artifacts_parser import parser
 
         return getattr(parser, f"parse_{kind}")(data)
-    model = "".join(part.title() for part in kind.split("_")) + f"V{int(number)}"
+    model = "".join(part.title() for part in kind.split("_")) + f"V{number}"
     return getattr(module, model)(**data)
 
 
