@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from haven.cli.base import console, source_app
+from haven.errors import HavenError
 from haven.settings import get_settings
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
@@ -61,21 +62,34 @@ def _raw_has_landed(endpoints: warehouse.Endpoints) -> bool:
 
 @source_app.command("tick")
 def source_tick(
-    days: Annotated[int, typer.Option(help="Simulated days to advance.")] = 1,
+    days: Annotated[
+        int | None, typer.Option(help="Simulated days to advance (the default: 1).")
+    ] = None,
+    hours: Annotated[
+        int | None,
+        typer.Option(help="Simulated hours to advance instead: an hour of a day's changes."),
+    ] = None,
     defect_rate: Annotated[
         float | None, typer.Option(help="Defect rate for the new rows (default: the init rate).")
     ] = None,
 ) -> None:
     """Advance the application in time: sign-ups, orders, status changes, deletes, late commits."""
+    if days is not None and hours is not None:
+        raise HavenError("Tick by --days or by --hours, not both.")
+    steps = {"hours": hours} if hours is not None else {"days": 1 if days is None else days}
+    if min(steps.values()) < 1:
+        ((name, value),) = steps.items()
+        raise HavenError(f"--{name} must be at least 1, got {value}.")
     endpoints = warehouse.up(get_settings())
     started = time.perf_counter()
     with console.status("advancing the source") as status:
         before, after = simulator.tick(
-            endpoints, days=days, defect_rate=defect_rate, progress=lambda step: status.update(step)
+            endpoints, **steps, defect_rate=defect_rate, progress=lambda step: status.update(step)
         )
     elapsed = time.perf_counter() - started
     changed = sum(after.rows.values()) - sum(before.rows.values())
+    ((unit, count),) = steps.items()
     console.print(
-        f"source advanced {days} day(s) to {after.clock:%Y-%m-%d} in {elapsed:.1f} s "
-        f"({changed:+,} rows net)"
+        f"source advanced {count} {unit[:-1]}(s) to {after.clock:%Y-%m-%d %H:%M} in "
+        f"{elapsed:.1f} s ({changed:+,} rows net)"
     )

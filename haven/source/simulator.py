@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 
@@ -43,6 +43,8 @@ DAILY_GROWTH = {"vendors": 0.002, "customers": 0.003, "listings": 0.003, "orders
 """New rows per simulated day, as a share of the scale-1 counts times the scale factor."""
 
 NOT_CREATED = "The source has not been created yet; run `haven source init` first."
+HOURLY_STREAMS = 500_000
+"""An hourly step's random streams are numbered from here (a day's by its day number)."""
 DEFAULT_ANCHOR = datetime.fromisoformat("2026-06-01T00:00:00+00:00")
 """The simulated "now" right after ``init``: fixed, so the same seed gives the same data any day."""
 
@@ -87,6 +89,7 @@ class SourceState:
     clock: datetime
     defect_rate: Decimal
     ticked_days: int
+    ticked_hours: int
     rows: dict[str, int]
 
 
@@ -170,46 +173,82 @@ def init(
 def tick(
     endpoints: Endpoints,
     *,
-    days: int,
+    days: int = 0,
+    hours: int = 0,
     defect_rate: float | None = None,
     progress: Progress = _quiet,
 ) -> tuple[SourceState, SourceState]:
-    """Advance the application ``days`` simulated days: one transaction per day, then its late
-    commits. Returns the state before and after."""
-    if days < 1:
+    """Advance the application ``days`` simulated days, or ``hours`` simulated hours: one
+    transaction per step, then its late commits. An hour has a day's kinds of change at a
+    twenty-fourth of a day's rates (at least one new row of each growing table). Returns the
+    state before and after."""
+    if days and hours:
+        raise HavenError("Tick by --days or by --hours, not both.")
+    if days < 1 and not hours:
         raise HavenError(f"--days must be at least 1, got {days}.")
+    if hours < 0 or not days and hours < 1:
+        raise HavenError(f"--hours must be at least 1, got {hours}.")
     with connect(endpoints.source_admin_url, purpose="source database") as conn:
+        conn.execute(
+            "alter table if exists sim.meta"
+            " add column if not exists ticked_hours integer not null default 0"
+        )
         meta = _read_meta(conn)
         if meta is None:
             raise HavenError(NOT_CREATED)
         rate = float(meta.defect_rate) if defect_rate is None else defect_rate
         before = state(conn)
         _check_arguments(scale=float(meta.scale), defect_rate=rate)
-        for _ in range(days):
-            day = meta.ticked_days + 1
-            start = meta.clock
-            progress(f"day {day}: {start:%Y-%m-%d}")
-            counts = {
-                f"new_{name}": max(1, round(BASE_COUNTS[name] * float(meta.scale) * share))
-                for name, share in DAILY_GROWTH.items()
-            }
-            with conn.transaction():
-                floors = _max_ids(conn)
-                conn.execute("set local max_parallel_workers_per_gather = 0")
-                _run_script(
-                    conn, "tick.sql", day=day, start=start.isoformat(), seed=meta.seed, **counts
-                )
-                if rate > 0:
-                    _inject_defects(conn, rate, floors=floors, at=start + timedelta(days=1))
-                _sync_identities(conn)
-            with conn.transaction():
-                _run_script(conn, "late_commits.sql", day=day, start=start.isoformat())
-                conn.execute(
-                    "update sim.meta set clock = clock + interval '1 day', ticked_days = ticked_days + 1"
-                )
+        for _ in range(days or hours):
+            _step(conn, meta, hourly=hours > 0, rate=rate, progress=progress)
             meta = _read_meta(conn)
             assert meta is not None
         return before, state(conn)
+
+
+def _step(
+    conn: psycopg.Connection, meta: _Meta, *, hourly: bool, rate: float, progress: Progress
+) -> None:
+    """One day or one hour of the application, committed, then its late commits."""
+    start = meta.clock.astimezone(UTC)
+    span = 1 if hourly else 24
+    day = meta.ticked_days + meta.ticked_hours // 24 + 1
+    if hourly:
+        # random streams of their own (a day's stream is its day number), names by day and hour
+        stream, label = HOURLY_STREAMS + meta.ticked_hours + 1, f"{day}h{start:%H}"
+        progress(f"day {day}, hour {start:%H}: {start:%Y-%m-%d %H:00}")
+    else:
+        stream, label = meta.ticked_days + 1, str(day)
+        progress(f"day {day}: {start:%Y-%m-%d}")
+    fraction = span / 24
+    parameters = {"stream": stream, "start": start.isoformat(), "fraction": fraction}
+    counts = {
+        f"new_{name}": max(1, round(BASE_COUNTS[name] * float(meta.scale) * share * fraction))
+        for name, share in DAILY_GROWTH.items()
+    }
+    with conn.transaction():
+        floors = _max_ids(conn)
+        conn.execute("set local max_parallel_workers_per_gather = 0")
+        _run_script(
+            conn,
+            "tick.sql",
+            **parameters,
+            day=day,
+            label=label,
+            hours=span,
+            new_category=str(not hourly or start.hour == 0).lower(),
+            **counts,
+        )
+        if rate > 0:
+            _inject_defects(conn, rate, floors=floors, at=start + timedelta(hours=span))
+        _sync_identities(conn)
+    with conn.transaction():
+        _run_script(conn, "late_commits.sql", **parameters)
+        conn.execute(
+            "update sim.meta set clock = clock + %s, ticked_days = ticked_days + %s,"
+            " ticked_hours = ticked_hours + %s",
+            (timedelta(hours=span), int(not hourly), int(hourly)),
+        )
 
 
 def require_created(endpoints: Endpoints) -> None:
@@ -231,7 +270,15 @@ def state(conn: psycopg.Connection) -> SourceState:
         )  # type: ignore[index]
         for table in APP_TABLES
     }
-    return SourceState(meta.seed, meta.scale, meta.clock, meta.defect_rate, meta.ticked_days, rows)
+    return SourceState(
+        meta.seed,
+        meta.scale,
+        meta.clock,
+        meta.defect_rate,
+        meta.ticked_days,
+        meta.ticked_hours,
+        rows,
+    )
 
 
 def source_state(endpoints: Endpoints) -> SourceState:
@@ -261,6 +308,8 @@ class _Meta:
     clock: datetime
     defect_rate: Decimal
     ticked_days: int
+    ticked_hours: int
+    """Hourly steps ticked (a source created before hourly ticks has no column: 0)."""
 
 
 def _check_arguments(*, scale: float, defect_rate: float) -> None:
@@ -280,7 +329,8 @@ def _read_meta(conn: psycopg.Connection) -> _Meta | None:
     if not exists or not exists[0]:
         return None
     row = conn.execute(
-        "select seed, scale, clock, defect_rate, ticked_days from sim.meta"
+        "select seed, scale, clock, defect_rate, ticked_days,"
+        " coalesce((to_jsonb(meta) ->> 'ticked_hours')::integer, 0) from sim.meta as meta"
     ).fetchone()
     return _Meta(*row) if row else None
 

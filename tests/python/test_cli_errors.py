@@ -28,6 +28,8 @@ CASES = [
     (["mcp", "--http", "0"], {}, "between 1 and 65535"),
     (["docs", "--port", "70000"], {}, "between 1 and 65535"),
     (["source", "tick", "--days", "0"], {}, "--days"),
+    (["source", "tick", "--hours", "0"], {}, "--hours must be at least 1"),
+    (["source", "tick", "--days", "1", "--hours", "1"], {}, "not both"),
     (["bench", "faults", "--fault-share", "2"], {}, "--fault-share must be between 0 and 1"),
     (["bench", "faults", "--runs", "0"], {}, "--runs must be at least 1"),
     (["up"], {"PREFECT_API_URL": "http://127.0.0.1:1/api"}, "does not answer"),

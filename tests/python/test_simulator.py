@@ -126,6 +126,45 @@ def test_tick_advances_time_with_deletes_and_late_commits(haven_home: Path) -> N
     assert all(value is not None for value in max_updated.values())
 
 
+def _changed_since(conn: psycopg.Connection, moment: object) -> int:
+    """Rows of the growing and changing tables written with an updated_at after ``moment``."""
+    return sum(
+        conn.execute(
+            f"select count(*) from {table} where updated_at > %s",  # noqa: S608 (fixed names)
+            (moment,),
+        ).fetchone()[0]
+        for table in ("customers", "listings", "orders", "payments", "shipments")
+    )
+
+
+def test_an_hourly_tick_is_an_hour_of_a_days_changes(haven_home: Path) -> None:
+    endpoints = up(settings_for(haven_home, "hourly"))
+    before, _ = simulator.init(endpoints, scale=0.05, seed=17, replace=True)
+    with pytest.raises(HavenError, match="--days or by --hours, not both"):
+        simulator.tick(endpoints, days=1, hours=1)
+    _, first = simulator.tick(endpoints, hours=1)
+    assert (first.ticked_days, first.ticked_hours) == (0, 1)
+    assert first.clock - before.clock == __import__("datetime").timedelta(hours=1)
+    assert first.rows["orders"] > before.rows["orders"]
+    with psycopg.connect(endpoints.source_admin_url) as conn:
+        hour = _changed_since(conn, before.clock)
+        seasonal = conn.execute("select count(*) from categories where slug like 'seasonal-%%'")
+        assert seasonal.fetchone()[0] == 1, "the first hour of a day opens the seasonal category"
+    _, second = simulator.tick(endpoints, hours=2)
+    assert second.ticked_hours == 3
+    with psycopg.connect(endpoints.source_admin_url) as conn:
+        seasonal = conn.execute("select count(*) from categories where slug like 'seasonal-%%'")
+        assert seasonal.fetchone()[0] == 1, "later hours of the day open none"
+    _, third = simulator.tick(endpoints, days=1)
+    assert (third.ticked_days, third.ticked_hours) == (1, 3)
+    assert third.clock - second.clock == __import__("datetime").timedelta(days=1)
+    with psycopg.connect(endpoints.source_admin_url) as conn:
+        day = _changed_since(conn, second.clock)
+    assert 0 < hour * 6 < day, f"an hour changed {hour} rows, the next day {day}"
+    _, fourth = simulator.tick(endpoints, hours=1)
+    assert fourth.ticked_hours == 4
+
+
 EXPECTED_DAMAGE = {
     "malformed_email": "select count(*) from customers c join sim.defects d on d.row_id = c.id and d.table_name = 'customers' where d.defect = 'malformed_email' and c.email not like '%%@%%'",
     "null_required": "select count(*) from sim.defects d left join customers c on d.table_name = 'customers' and c.id = d.row_id left join listings l on d.table_name = 'listings' and l.id = d.row_id where d.defect = 'null_required' and (c.email is null and c.id is not null or l.title is null and l.id is not null)",

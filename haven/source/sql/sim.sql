@@ -9,6 +9,7 @@ create table sim.meta (
     clock timestamptz not null,
     defect_rate numeric not null,
     ticked_days integer not null default 0,
+    ticked_hours integer not null default 0,
     created_at timestamptz not null default now()
 );
 

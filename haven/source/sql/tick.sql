@@ -1,5 +1,8 @@
--- One simulated day of the marketplace, from {start} to {start} + 1 day. Set-based.
--- Parameters: {day} (1, 2, ... since init; mixed into every random stream), {start},
+-- One step of the simulated marketplace, from {start} to {start} + {hours} hours (a day, or an
+-- hour). Set-based. Parameters: {stream} (a number per step, mixed into every random stream),
+-- {day} (the day the step falls in, 1, 2, ... since init), {label} (the step in names: the day,
+-- or the day and hour), {start}, {hours}, {fraction} ({hours} / 24: every rate below is a
+-- day's, scaled to the step), {new_category} (true once a day: the seasonal category),
 -- {new_vendors} {new_customers} {new_listings} {new_orders}.
 
 -- the simulator's record of the application's hard deletes (made here too for a simulation
@@ -32,7 +35,7 @@ select
 from (select coalesce(max(id), 0) as base from vendors) as b
 cross join generate_series(1, {new_vendors}) as g
 join sim.markets as m on m.market = sim.market(sim.u(10, b.base + g))
-cross join lateral (select timestamptz '{start}' + interval '1 day' * sim.u(21, b.base + g) as at) as t;
+cross join lateral (select timestamptz '{start}' + interval '{hours} hours' * sim.u(21, b.base + g) as at) as t;
 
 insert into customers (
     id, email, first_name, last_name, phone, street_address, city, postal_code, country_code,
@@ -58,7 +61,7 @@ cross join lateral (
     select
         sim.pick(sim.first_names(), sim.u(31, b.base + g)) as first_name,
         sim.pick(sim.last_names(), sim.u(39, b.base + g)) as last_name,
-        timestamptz '{start}' + interval '1 day' * sim.u(40, b.base + g) as at
+        timestamptz '{start}' + interval '{hours} hours' * sim.u(40, b.base + g) as at
 ) as n;
 
 -- new listings, from existing vendors
@@ -84,7 +87,7 @@ cross join (select max(id) as vendor_count from vendors) as vc
 cross join generate_series(1, {new_listings}) as g
 join vendors as v on v.id = 1 + floor(sim.u(50, b.base + g) * vc.vendor_count)::bigint
 join sim.markets as m on m.country_code = v.country_code
-cross join lateral (select timestamptz '{start}' + interval '1 day' * sim.u(51, b.base + g) as at) as t;
+cross join lateral (select timestamptz '{start}' + interval '{hours} hours' * sim.u(51, b.base + g) as at) as t;
 
 -- transitions of orders placed before today (one step per order per day at most)
 create temporary table transition on commit drop as
@@ -92,16 +95,16 @@ select
     o.id,
     o.status as old_status,
     case
-        when o.status = 'placed' and sim.u(200 + {day} * 1000, o.id) < 0.1 then 'cancelled'
-        when o.status = 'placed' and sim.u(200 + {day} * 1000, o.id) < 0.9 then 'paid'
-        when o.status = 'paid' and o.fulfillment_method = 'shipping' and sim.u(201 + {day} * 1000, o.id) < 0.7 then 'shipped'
-        when o.status = 'paid' and o.fulfillment_method = 'pickup' and sim.u(201 + {day} * 1000, o.id) < 0.5 then 'picked_up'
-        when o.status = 'shipped' and sim.u(202 + {day} * 1000, o.id) < 0.5 then 'delivered'
+        when o.status = 'placed' and sim.u(200 + {stream} * 1000, o.id) < 0.1 * {fraction} then 'cancelled'
+        when o.status = 'placed' and sim.u(200 + {stream} * 1000, o.id) < 0.9 * {fraction} then 'paid'
+        when o.status = 'paid' and o.fulfillment_method = 'shipping' and sim.u(201 + {stream} * 1000, o.id) < 0.7 * {fraction} then 'shipped'
+        when o.status = 'paid' and o.fulfillment_method = 'pickup' and sim.u(201 + {stream} * 1000, o.id) < 0.5 * {fraction} then 'picked_up'
+        when o.status = 'shipped' and sim.u(202 + {stream} * 1000, o.id) < 0.5 * {fraction} then 'delivered'
         when o.status in ('delivered', 'picked_up')
             and o.updated_at > timestamptz '{start}' - interval '30 days'
-            and sim.u(203 + {day} * 1000, o.id) < 0.01 then 'refunded'
+            and sim.u(203 + {stream} * 1000, o.id) < 0.01 * {fraction} then 'refunded'
     end as new_status,
-    timestamptz '{start}' + interval '1 day' * sim.u(204 + {day} * 1000, o.id) as at
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(204 + {stream} * 1000, o.id) as at
 from orders as o
 where o.status in ('placed', 'paid', 'shipped', 'delivered', 'picked_up') and o.placed_at < timestamptz '{start}';
 
@@ -188,7 +191,7 @@ select
     c.id as customer_id,
     m.market,
     m.currency,
-    timestamptz '{start}' + interval '1 day' * sim.u(61, b.base + g) as placed_at,
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(61, b.base + g) as placed_at,
     case when sim.u(62, b.base + g) < 0.3 then 'pickup' else 'shipping' end as fulfillment_method,
     case when sim.u(65, b.base + g) < 0.7 then 'paid' else 'placed' end as status
 from (select coalesce(max(id), 0) as base from orders) as b
@@ -196,7 +199,7 @@ cross join (select max(id) as customer_count from customers) as cc
 cross join generate_series(1, {new_orders}) as g
 join customers as c on c.id = 1 + floor(power(sim.u(60, b.base + g), 1.6) * cc.customer_count)::bigint
 join sim.markets as m on m.country_code = c.country_code
-where c.created_at < timestamptz '{start}' + interval '1 day';
+where c.created_at < timestamptz '{start}' + interval '{hours} hours';
 
 analyze new_order;
 
@@ -206,7 +209,7 @@ with wanted as (
     from new_order as o
 ),
 available as (
-    select l.*, m.market, row_number() over (partition by m.market order by sim.u(300 + {day} * 1000, l.id), l.id) as market_rank
+    select l.*, m.market, row_number() over (partition by m.market order by sim.u(300 + {stream} * 1000, l.id), l.id) as market_rank
     from listings as l
     join sim.markets as m on m.currency = l.currency
     where l.status = 'active' and l.listed_at < timestamptz '{start}'
@@ -285,30 +288,30 @@ select
     o.customer_id,
     fi.vendor_id,
     (1 + floor(power(sim.u(110, o.id), 0.35) * 5))::smallint,
-    'Reviewed on day {day}.',
-    timestamptz '{start}' + interval '1 day' * sim.u(111, o.id),
-    timestamptz '{start}' + interval '1 day' * sim.u(111, o.id)
+    'Reviewed on day {label}.',
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(111, o.id),
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(111, o.id)
 from orders as o
 join (select distinct on (order_id) order_id, vendor_id from order_items order by order_id, id) as fi on fi.order_id = o.id
 cross join (select coalesce(max(id), 0) as base from reviews) as b
 where o.status in ('delivered', 'picked_up')
     and o.updated_at < timestamptz '{start}'
     and not exists (select from reviews as r where r.order_id = o.id)
-    and sim.u(205 + {day} * 1000, o.id) < 0.05;
+    and sim.u(205 + {stream} * 1000, o.id) < 0.05 * {fraction};
 
 -- price changes, withdrawals and hard deletes of listings
 update listings
-set price_cents = greatest(100, round(price_cents * 0.9)), updated_at = timestamptz '{start}' + interval '1 day' * sim.u(206 + {day} * 1000, id)
-where status = 'active' and sim.u(207 + {day} * 1000, id) < 0.01;
+set price_cents = greatest(100, round(price_cents * 0.9)), updated_at = timestamptz '{start}' + interval '{hours} hours' * sim.u(206 + {stream} * 1000, id)
+where status = 'active' and sim.u(207 + {stream} * 1000, id) < 0.01 * {fraction};
 
 update listings
-set status = 'withdrawn', updated_at = timestamptz '{start}' + interval '1 day' * sim.u(208 + {day} * 1000, id)
-where status = 'active' and sim.u(209 + {day} * 1000, id) < 0.003;
+set status = 'withdrawn', updated_at = timestamptz '{start}' + interval '{hours} hours' * sim.u(208 + {stream} * 1000, id)
+where status = 'active' and sim.u(209 + {stream} * 1000, id) < 0.003 * {fraction};
 
 with deleted as (
     delete from listings as l
     where l.status = 'withdrawn'
-        and sim.u(210 + {day} * 1000, l.id) < 0.05
+        and sim.u(210 + {stream} * 1000, l.id) < 0.05 * {fraction}
         and not exists (select from order_items as i where i.listing_id = l.id)
         and not exists (select from sim.defects as d where d.table_name = 'listings' and d.row_id = l.id)
     returning l.id
@@ -319,22 +322,22 @@ select 'listings', id, {day} from deleted;
 -- customers move and change their email; vendors renegotiate commission
 update customers
 set
-    street_address = sim.street(sim.u(211 + {day} * 1000, id), sim.u(212 + {day} * 1000, id)),
-    postal_code = sim.postal_code(country_code, sim.u(213 + {day} * 1000, id)),
-    updated_at = timestamptz '{start}' + interval '1 day' * sim.u(214 + {day} * 1000, id)
-where sim.u(215 + {day} * 1000, id) < 0.003;
+    street_address = sim.street(sim.u(211 + {stream} * 1000, id), sim.u(212 + {stream} * 1000, id)),
+    postal_code = sim.postal_code(country_code, sim.u(213 + {stream} * 1000, id)),
+    updated_at = timestamptz '{start}' + interval '{hours} hours' * sim.u(214 + {stream} * 1000, id)
+where sim.u(215 + {stream} * 1000, id) < 0.003 * {fraction};
 
 update customers as c
 set
-    email = lower(c.first_name) || '.' || lower(c.last_name) || c.id || '.d{day}@inbox.org',
-    updated_at = timestamptz '{start}' + interval '1 day' * sim.u(216 + {day} * 1000, c.id)
-where sim.u(217 + {day} * 1000, c.id) < 0.001
+    email = lower(c.first_name) || '.' || lower(c.last_name) || c.id || '.d{label}@inbox.org',
+    updated_at = timestamptz '{start}' + interval '{hours} hours' * sim.u(216 + {stream} * 1000, c.id)
+where sim.u(217 + {stream} * 1000, c.id) < 0.001 * {fraction}
     and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id);
 
 update vendors
-set commission_rate = round((0.05 + sim.u(218 + {day} * 1000, id) * 0.15)::numeric, 4),
-    updated_at = timestamptz '{start}' + interval '1 day' * sim.u(219 + {day} * 1000, id)
-where sim.u(220 + {day} * 1000, id) < 0.002;
+set commission_rate = round((0.05 + sim.u(218 + {stream} * 1000, id) * 0.15)::numeric, 4),
+    updated_at = timestamptz '{start}' + interval '{hours} hours' * sim.u(219 + {stream} * 1000, id)
+where sim.u(220 + {stream} * 1000, id) < 0.002 * {fraction};
 
 -- the application's other hard deletes: a seasonal category opened for the day and retired the
 -- next day (nobody lists in it), customer accounts closed before a first order. Vendors, orders,
@@ -345,12 +348,13 @@ where sim.u(220 + {day} * 1000, id) < 0.002;
 insert into categories (id, parent_id, name, slug, created_at, updated_at)
 select
     b.base + 1,
-    1 + floor(sim.u(240 + {day} * 1000, b.base + 1) * 8)::integer,
-    'Seasonal picks, day {day}',
-    'seasonal-day-{day}',
-    timestamptz '{start}' + interval '1 day' * sim.u(241 + {day} * 1000, b.base + 1),
-    timestamptz '{start}' + interval '1 day' * sim.u(241 + {day} * 1000, b.base + 1)
-from (select max(id) as base from categories) as b;
+    1 + floor(sim.u(240 + {stream} * 1000, b.base + 1) * 8)::integer,
+    'Seasonal picks, day {label}',
+    'seasonal-day-{label}',
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(241 + {stream} * 1000, b.base + 1),
+    timestamptz '{start}' + interval '{hours} hours' * sim.u(241 + {stream} * 1000, b.base + 1)
+from (select max(id) as base from categories) as b
+where {new_category};
 
 with deleted as (
     delete from categories as c
@@ -366,7 +370,7 @@ select 'categories', id, {day} from deleted;
 with deleted as (
     delete from customers as c
     where c.id < (select max(id) from customers)
-        and sim.u(243 + {day} * 1000, c.id) < 0.002
+        and sim.u(243 + {stream} * 1000, c.id) < 0.002 * {fraction}
         and not exists (select from orders as o where o.customer_id = c.id)
         and not exists (select from reviews as r where r.customer_id = c.id)
         and not exists (select from sim.defects as d where d.table_name = 'customers' and d.row_id = c.id)
