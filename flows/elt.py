@@ -229,11 +229,12 @@ def build_step(
     variables: dict[str, object],
     engine: Engine,
 ) -> list[Any]:
-    """One ``dbt build`` for the whole project: dbt parses once and runs seeds, staging,
+    """One ``dbt build``: dbt parses once and runs seeds, staging,
     snapshots, marts, features and every test in DAG order, so staging is built once and the
-    snapshots still read it before the marts read them. Skipped, and said so, when no raw row
-    changed since the last complete build of the same project (haven.transform.changes). On
-    Spark the project builds from the lake (every time: the skip reads PostgreSQL's marks)."""
+    snapshots still read it before the marts read them. Only the part below the raw tables that
+    changed since the last complete build of the same project, and skipped, saying so, when none
+    did (haven.transform.changes). On Spark the whole project builds from the lake (every
+    time: the plan reads PostgreSQL's marks)."""
     with _measured("build"):
         if engine is Engine.spark:
             outcome: DbtOutcome | None = spark_build(
@@ -241,7 +242,7 @@ def build_step(
             )
         else:
             outcome = build_if_changed(
-                settings, endpoints, full_refresh=full_refresh, variables=variables
+                settings, endpoints, full_refresh=full_refresh, variables=variables, progress=print
             )
         if outcome is None:
             print("nothing changed since the last build: dbt build skipped")

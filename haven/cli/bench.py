@@ -117,8 +117,9 @@ def bench_pipeline(
         str, typer.Option(help="With --engine spark: comma-separated worker counts, e.g. 1,2.")
     ] = "1,2",
 ) -> None:
-    """A full run, an incremental run after a one-day tick and a run with no change, per scale:
-    each step's wall time, the build's time per layer with the rows written, ratios to full.
+    """A full run, the runs after a month's first day, a day and an hour, and a run with no
+    change, per scale: each step's wall time, the dbt nodes run, the build's time per layer
+    with the rows written, ratios to full.
     With --engine spark: the full run on PostgreSQL and on a Spark cluster of each size, with
     per-stage times, rows/s per core and the speed-up from the smallest cluster."""
     try:

@@ -1,6 +1,7 @@
-"""`haven bench pipeline` on a tiny scale: a full run, an incremental run after a tick and a run
-with no source change, each step timed, the build's time split by layer with the rows written,
-and the report says whether the targets were met. Timings are not asserted."""
+"""`haven bench pipeline` on a tiny scale: a full run, the runs after a day and after an hour and a
+run with no source change, each step timed, the dbt nodes counted, the build's time split by
+layer with the rows written, and the report says whether the targets were met. Timings are not
+asserted."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ def test_pipeline_bench_times_every_step_and_layer(haven_home: Path, tmp_path: P
         assert list(run.steps) == list(bench.STEPS)
         assert all(seconds > 0 for seconds in run.steps.values())
         assert list(run.layers) == list(bench.LAYERS)
-    full, month_start, incremental, unchanged = (scale.passes[name] for name in bench.PASSES)
+    full, month_start, incremental, hour, unchanged = (scale.passes[name] for name in bench.PASSES)
     assert month_start.rows["ingest"] > 0
     assert full.layers["tests"] > 0 and incremental.layers["tests"] > 0
+    # an hour changes less than a day, and the run builds no more of the project
+    assert 0 < hour.rows["ingest"] < incremental.rows["ingest"]
+    assert 0 < hour.nodes <= incremental.nodes <= full.nodes and unchanged.nodes == 0
     # the full run rewrites every layer; the tick changes some rows; no change writes nothing
     assert all(
         full.rows[layer] > 0 for layer in ("ingest", "staging", "snapshots", "marts", "features")
@@ -36,7 +40,10 @@ def test_pipeline_bench_times_every_step_and_layer(haven_home: Path, tmp_path: P
     _, markdown_path = bench.write_report(result, tmp_path, "test machine")
     text = markdown_path.read_text()
     assert (
-        "| 0.01 |" in text and "after a one-day tick is" in text and "no source change is" in text
+        "| 0.01 |" in text
+        and "the run after an hour is" in text
+        and "the run after a day is" in text
+        and "no source change is" in text
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from haven.settings import Settings
 from haven.source import simulator
+from haven.transform.changes import build_if_changed, plan_build, project_hash
 from haven.transform.dbt import (
     DbtOutcome,
     build_variables,
@@ -28,16 +29,18 @@ from tests.python.test_ingest import column_type
 from tests.python.test_ingest_recovery import PHASES, kill_at
 
 REFERENCE = "incremental_reference"
-TICKS = 4
+TICKS = ({"days": 1}, {"days": 1}, {"hours": 1}, {"hours": 1}, {"days": 1})
+"""Days, and hours: the first hour of a day opens a seasonal category, the second changes no
+category (so the run leaves the models below categories alone)."""
+CATEGORY_MODELS = {"base_app__categories", "stg_app__categories", "dim_categories"}
+"""The models below raw categories and no other raw table."""
 
 
-def build(
-    settings: Settings, endpoints: Endpoints, database: str | None = None, **options: object
-) -> DbtOutcome:
-    environment = dbt_environment(settings, endpoints)
-    if database is not None:
-        environment["HAVEN_DBT_DATABASE"] = database
-    outcome = run_dbt(dbt_args("build", **options), environment)  # type: ignore[arg-type]
+def run_build(settings: Settings, endpoints: Endpoints) -> DbtOutcome:
+    """A run's build: the part of the project below the raw tables that changed since the last
+    complete build, recorded."""
+    outcome = build_if_changed(settings, endpoints, full_refresh=False, variables=build_variables())
+    assert outcome is not None, "raw changed, so the run builds"
     assert outcome.success, [(node.name, node.message) for node in outcome.failures]
     return outcome
 
@@ -48,7 +51,9 @@ def warehouse(haven_home: Path) -> tuple[Settings, Endpoints]:
     endpoints = up(settings)
     simulator.init(endpoints, scale=0.02, seed=11, defect_rate=0.02, replace=True)
     assert not ingest(settings, endpoints, full_refresh=True).failed
-    build(settings, endpoints, full_refresh=True)
+    outcome = build_if_changed(settings, endpoints, full_refresh=True, variables={})
+    assert outcome is not None and outcome.success
+    assert "unit_test" in {node.resource_type for node in outcome.nodes}
     create_reference(endpoints, REFERENCE)
     return settings, endpoints
 
@@ -82,20 +87,28 @@ def quarantined_customers(endpoints: Endpoints) -> set[int]:
 
 def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> None:
     settings, endpoints = warehouse
-    for day in range(1, TICKS + 1):
-        simulator.tick(endpoints, days=1)
+    for day, step in enumerate(TICKS, start=1):
+        simulator.tick(endpoints, **step)
         if day == 2:
             fixed, broken = fix_and_break_a_customer(endpoints)
         assert not ingest(settings, endpoints).failed
-        incremental = build(settings, endpoints)
+        incremental = run_build(settings, endpoints)
         inserted = {node.name: node.rows_affected for node in incremental.nodes}
         if day == 2:
             quarantined = quarantined_customers(endpoints)
             assert fixed not in quarantined and broken in quarantined
+        # the complete build of the same project files ran the unit tests (the fixture's)
+        assert "unit_test" not in {node.resource_type for node in incremental.nodes}
+        if day == 4:
+            # an hour that changed no category: the models below categories alone do not run
+            assert not CATEGORY_MODELS & set(inserted), sorted(CATEGORY_MODELS & set(inserted))
+            assert "dim_listings" in inserted and "fct_orders" in inserted
+        else:
+            assert set(inserted) >= CATEGORY_MODELS, f"tick {day}: {step}"
 
         # every model rebuilt from raw in the reference; the history compared over whole tables
         assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == [], (
-            f"after tick {day}"
+            f"after tick {day}: {step}"
         )
         # the rebuild's artifacts are its own: target/ still holds the incremental build's
         results = {
@@ -108,6 +121,45 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
         with psycopg.connect(endpoints.warehouse_url) as conn:
             orders = conn.execute("select count(*) from analytics.fct_orders").fetchone()[0]
         assert 0 < inserted["fct_orders"] < orders / 2
+
+
+def test_a_run_builds_below_the_raw_tables_that_changed_and_everything_when_the_project_did(
+    warehouse,
+) -> None:
+    """After the ticks nothing is left to build; one category marked changed in raw gives the
+    part below raw categories (no order model runs), and it is built and tested; the nightly
+    run, a full refresh, another reporting time zone or changed project files build it all."""
+    settings, endpoints = warehouse
+    environment = dbt_environment(settings, endpoints)
+    project = project_hash(environment)
+    incremental = build_variables()
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        assert plan_build(conn, project, incremental) is None
+        with conn.cursor() as cursor:
+            cursor.execute("select min(id) from raw_app.categories")
+            (category,) = cursor.fetchone()
+    bump_load_id(endpoints, "categories", category)
+    with psycopg.connect(endpoints.warehouse_url) as conn:
+        plan = plan_build(conn, project, incremental)
+        assert plan is not None and plan.select == "source:app.categories+"
+        assert plan.exclude == "resource_type:unit_test"
+        for everything in (
+            plan_build(conn, project, {}),
+            plan_build(conn, project, incremental, full_refresh=True),
+            plan_build(
+                conn,
+                project_hash({**environment, "HAVEN_REPORTING_TIME_ZONE": "Asia/Tokyo"}),
+                incremental,
+            ),
+            plan_build(conn, "another project", incremental),
+        ):
+            assert everything is not None and everything.select is None
+    built = run_build(settings, endpoints)
+    names = {node.name for node in built.nodes}
+    assert CATEGORY_MODELS | {"dim_listings", "quarantined_rows"} <= names
+    assert not names & {"fct_orders", "stg_app__orders", "customer_features"}, sorted(names)
+    assert any(node.resource_type == "test" for node in built.nodes)
+    assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
 
 
 HISTORIES = {
@@ -163,7 +215,7 @@ def test_a_full_refresh_of_raw_keeps_the_deletions_the_warehouse_has_not_seen(wa
     report = ingest(settings, endpoints, full_refresh=True)
     assert not report.failed
     assert sum(row.kept_deleted for row in report.tables.values()) > 0
-    build(settings, endpoints)
+    run_build(settings, endpoints)
     assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
     assert_histories_record_each_deletion_once(endpoints)
 
@@ -184,7 +236,7 @@ def test_a_full_refresh_of_raw_keeps_the_deletions_the_warehouse_has_not_seen(wa
     else:
         pytest.fail("haven ingest --full-refresh was never caught while loading")
     assert not ingest(settings, endpoints).failed
-    build(settings, endpoints)
+    run_build(settings, endpoints)
     assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
     assert_histories_record_each_deletion_once(endpoints)
 
@@ -200,7 +252,7 @@ def test_a_column_added_in_the_source_keeps_the_models_and_histories_equal(wareh
     report = ingest(settings, endpoints)
     assert not report.failed and report.tables["listings"].resynced
     assert report.tables["listings"].kept_deleted > 0
-    build(settings, endpoints)
+    run_build(settings, endpoints)
     assert differences_from_full_rebuild(settings, endpoints, REFERENCE) == []
     assert_histories_record_each_deletion_once(endpoints)
 
@@ -227,7 +279,7 @@ def test_a_widened_column_and_a_repaired_row_flow_down_equal_to_a_full_rebuild(w
     assert not report.tables["vendors"].resynced
     repaired = report.tables["orders"].values
     assert repaired is not None and repaired.repaired == 1 and not repaired.differing
-    build(settings, endpoints)
+    run_build(settings, endpoints)
     for schema, table in (("raw_app", "vendors"), ("staging", "stg_app__vendors")):
         assert column_type(endpoints, schema, table, "commission_rate") == "numeric(7,5)", table
     with psycopg.connect(endpoints.warehouse_url) as conn:
