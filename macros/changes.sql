@@ -402,7 +402,45 @@
         {%- endfor %};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
-    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+    select {{ columns }} from {{ arg_dict['temp_relation'] }};
+
+    {{ record_written_keys(arg_dict['temp_relation'], key_columns) }}
+{%- endmacro %}
+
+{% macro written_keys_relation(identifier) -%}
+    {#- Where a model's incremental run leaves the keys of the rows it wrote (the keys of its
+        temporary relation: the strategy replaced every row with those keys), for its tests. -#}
+    {{ return(api.Relation.create(
+        database=target.database, schema='ops', identifier='written__' ~ identifier)) }}
+{%- endmacro %}
+
+{% macro wrote_keys_in_this_invocation(identifier) -%}
+    {#- Run time, in a test: whether the model recorded its written keys in this invocation.
+        The models that did are read again only when one is not among those read before (a
+        test runs after its model: a query per model, not per test), kept in `graph` by
+        invocation id. -#}
+    {%- set cache = graph.setdefault('haven_written_keys', {}) -%}
+    {%- if identifier not in cache.get(invocation_id, []) -%}
+        {%- set query -%}
+            select model_name from ops.written_keys where invocation_id = '{{ invocation_id }}'
+        {%- endset -%}
+        {%- do cache.update({invocation_id: run_query(query).columns[0].values() | list}) -%}
+    {%- endif -%}
+    {{ return(identifier in cache[invocation_id]) }}
+{%- endmacro %}
+
+{% macro record_written_keys(temp_relation, key_columns) -%}
+    {#- Replaced in the model's transaction, with the invocation that wrote it in
+        ops.written_keys (made on-run-start). Analyzed: the tests join it to the model, and
+        the planner must know whether it holds ten keys or a million. -#}
+    {%- set written = written_keys_relation(this.identifier) -%}
+    drop table if exists {{ written }};
+    create unlogged table {{ written }} as
+    select distinct {{ key_columns | join(', ') }} from {{ temp_relation }};
+    analyze {{ written }};
+    insert into ops.written_keys (model_name, invocation_id)
+    values ('{{ this.identifier }}', '{{ invocation_id }}')
+    on conflict (model_name) do update set invocation_id = excluded.invocation_id
 {%- endmacro %}
 
 
@@ -416,6 +454,10 @@
         started_at timestamptz not null default now()
     );
     delete from ops.dbt_invocations where started_at < now() - interval '7 days';
+    create table if not exists ops.written_keys (
+        model_name text primary key,
+        invocation_id text not null
+    );
     insert into ops.dbt_invocations (invocation_id, started_xid)
     values ('{{ invocation_id }}', pg_current_xact_id())
 {%- endmacro %}
@@ -424,28 +466,47 @@
 {% macro postgres__get_where_subquery(relation) -%}
     {#- What a data test reads (dbt's get_where_subquery, plus one rule). With var
         test_changed_rows_only (haven sets it for an incremental run), a test of an incremental
-        model reads only the rows this invocation wrote, and every row sharing the tested
-        column's value with one of them, so a duplicate of an old key is still seen. Anything
-        else (tables rebuilt whole, views, sources, tests of whole-table invariants such as
-        row counts, and every test when the var is off: full and nightly runs) is tested
-        whole. A test's own `where` config still applies. -#}
+        model reads only the rows this invocation wrote. When the model's changed_keys strategy
+        ran in this invocation those are the rows whose unique key it recorded
+        (record_written_keys), found through the model's index on its key, so a test's cost
+        follows the change and not the table; otherwise (the model created, or not run) the
+        rows whose xmin is newer than the invocation's start. A test whose verdict on a row can
+        depend on other rows (unique, relationships, histories' validity) also reads every row
+        sharing the tested column's value with one of them, so a duplicate of an old key is
+        still seen; a test that judges each value alone (not_null, accepted_values, ranges,
+        patterns) does not need them. Anything else (tables rebuilt whole, views, sources,
+        whole-table invariants such as row counts, and every test when the var is off: full and
+        nightly runs) is tested whole. A test's own `where` config still applies. -#}
     {%- set conditions = [] -%}
     {%- if config.get('where') -%}
         {%- do conditions.append('(' ~ config.get('where') ~ ')') -%}
     {%- endif -%}
     {%- set parent = graph.nodes.get(model.attached_node) if model.attached_node else none -%}
     {%- set whole_table_tests = ['expect_table_row_count_to_equal_other_table'] -%}
-    {%- if var('test_changed_rows_only', false)
+    {%- set value_tests = [
+        'not_null', 'accepted_values', 'expect_column_values_to_be_between',
+        'expect_column_values_to_match_regex'] -%}
+    {%- if execute and var('test_changed_rows_only', false)
         and parent and parent.config.materialized == 'incremental'
         and model.test_metadata.name not in whole_table_tests -%}
-        {%- set written -%}
-            age(xmin) < (
-                select age(started_xid::text::xid) from ops.dbt_invocations
-                where invocation_id = '{{ invocation_id }}'
-            )
-        {%- endset -%}
+        {%- set keys = parent.config.unique_key -%}
+        {%- set keys = [keys] if keys is string else keys -%}
+        {%- set identifier = parent.alias or parent.name -%}
+        {%- set recorded = written_keys_relation(identifier) -%}
+        {%- if keys and wrote_keys_in_this_invocation(identifier) -%}
+            {%- set written -%}
+                ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ recorded }})
+            {%- endset -%}
+        {%- else -%}
+            {%- set written -%}
+                age(xmin) < (
+                    select age(started_xid::text::xid) from ops.dbt_invocations
+                    where invocation_id = '{{ invocation_id }}'
+                )
+            {%- endset -%}
+        {%- endif -%}
         {%- set column = model.column_name -%}
-        {%- if column -%}
+        {%- if column and model.test_metadata.name not in value_tests -%}
             {%- do conditions.append(
                 '(' ~ written ~ ' or ' ~ column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ written ~ '))'
             ) -%}

@@ -5,6 +5,7 @@ snapshots record. The reference is a second database on the same server with its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -43,6 +44,24 @@ def run_build(settings: Settings, endpoints: Endpoints) -> DbtOutcome:
     assert outcome is not None, "raw changed, so the run builds"
     assert outcome.success, [(node.name, node.message) for node in outcome.failures]
     return outcome
+
+
+def assert_tests_read_the_recorded_keys(settings: Settings) -> None:
+    """The run's tests of an incremental model read the rows whose keys its run recorded (by
+    the model's index), and only a test that compares rows also reads the rows sharing a value
+    with them (macros/changes.sql, postgres__get_where_subquery)."""
+    results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())
+    compiled = {
+        result["unique_id"].split(".")[2]: result.get("compiled_code") or ""
+        for result in results["results"]
+        if result["unique_id"].startswith("test.")
+    }
+    recorded = f'(order_id) in (select order_id from "{settings.warehouse_database}"."ops"."written__fct_orders")'
+    sharing = f'or order_id in (select order_id from "{settings.warehouse_database}"."analytics"."fct_orders"'
+    assert recorded in compiled["not_null_fct_orders_order_id"]
+    assert sharing not in compiled["not_null_fct_orders_order_id"]
+    assert recorded in compiled["unique_fct_orders_order_id"]
+    assert sharing in compiled["unique_fct_orders_order_id"]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +118,7 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
             assert fixed not in quarantined and broken in quarantined
         # the complete build of the same project files ran the unit tests (the fixture's)
         assert "unit_test" not in {node.resource_type for node in incremental.nodes}
+        assert_tests_read_the_recorded_keys(settings)
         if day == 4:
             # an hour that changed no category: the models below categories alone do not run
             assert not CATEGORY_MODELS & set(inserted), sorted(CATEGORY_MODELS & set(inserted))
