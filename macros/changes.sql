@@ -388,23 +388,54 @@
 {% macro default__changed_keys_sql(arg_dict, changed, key_columns) -%}
     {#- Delete, then insert, in the model's transaction. The delete joins the keys (an OR of two
         IN-subqueries is re-run for every row of the target once the key set outgrows
-        work_mem). -#}
-    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    delete from {{ arg_dict['target_relation'] }} as target
+        work_mem). With config unchanged_rows_kept (aggregates and features, whose change sets
+        are partitions: most of a day's or a customer's rows come out as they were), a stored
+        row equal in every column to a recomputed one is kept, and only the rows that differ
+        are deleted and inserted (and recorded as written, for the tests). -#}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set temp = arg_dict['temp_relation'] -%}
+    {%- set names = arg_dict['dest_columns'] | map(attribute='name') | map('string') | list -%}
+    {%- set columns = get_quoted_csv(names) -%}
+    {%- set keep = config.get('unchanged_rows_kept', false) -%}
+    {#- first: the last statement's row count is the one dbt reports, the rows inserted -#}
+    {{ record_written_keys(
+        temp, key_columns,
+        'not ' ~ same_row_in(target, 'recomputed', names, key_columns) if keep else none) }};
+
+    delete from {{ target }} as target
     using (
         {{ changed }}
         union
-        select {{ key_columns | join(', ') }} from {{ arg_dict['temp_relation'] }}
+        select {{ key_columns | join(', ') }} from {{ temp }}
     ) as changed_keys ({{ key_columns | join(', ') }})
     where
         {%- for column in key_columns %}
         target.{{ column }} = changed_keys.{{ column }}{{ " and" if not loop.last }}
-        {%- endfor %};
+        {%- endfor %}
+        {%- if keep %}
+        and not {{ same_row_in(temp, 'target', names, key_columns) }}
+        {%- endif %};
 
-    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
-    select {{ columns }} from {{ arg_dict['temp_relation'] }};
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ temp }} as recomputed
+    {%- if keep %}
+    where not {{ same_row_in(target, 'recomputed', names, key_columns) }}
+    {%- endif %}
+{%- endmacro %}
 
-    {{ record_written_keys(arg_dict['temp_relation'], key_columns) }}
+{% macro same_row_in(relation, row, names, key_columns) -%}
+    {#- SQL: `relation` holds a row equal to `row` (an alias) in every column, NULLs equal,
+        found by key. -#}
+    exists (
+        select from {{ relation }} as same
+        where
+            {%- for column in key_columns %}
+            same.{{ column }} = {{ row }}.{{ column }} and
+            {%- endfor %}
+            ({% for name in names %}same.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
+            is not distinct from
+            ({% for name in names %}{{ row }}.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
+    )
 {%- endmacro %}
 
 {% macro written_keys_relation(identifier) -%}
@@ -429,14 +460,19 @@
     {{ return(identifier in cache[invocation_id]) }}
 {%- endmacro %}
 
-{% macro record_written_keys(temp_relation, key_columns) -%}
-    {#- Replaced in the model's transaction, with the invocation that wrote it in
-        ops.written_keys (made on-run-start). Analyzed: the tests join it to the model, and
-        the planner must know whether it holds ten keys or a million. -#}
+{% macro record_written_keys(temp_relation, key_columns, only=none) -%}
+    {#- The keys of the rows in temp_relation (the `only` ones: SQL over its rows, alias
+        `recomputed`) the model writes. Replaced in the model's transaction, with the
+        invocation that wrote it in ops.written_keys (made on-run-start). Analyzed: the tests
+        join it to the model, and the planner must know whether it holds ten keys or a
+        million. -#}
     {%- set written = written_keys_relation(this.identifier) -%}
     drop table if exists {{ written }};
     create unlogged table {{ written }} as
-    select distinct {{ key_columns | join(', ') }} from {{ temp_relation }};
+    select distinct {{ key_columns | join(', ') }} from {{ temp_relation }} as recomputed
+    {%- if only %}
+    where {{ only }}
+    {%- endif %};
     analyze {{ written }};
     insert into ops.written_keys (model_name, invocation_id)
     values ('{{ this.identifier }}', '{{ invocation_id }}')

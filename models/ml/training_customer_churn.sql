@@ -3,6 +3,7 @@
 {{
     config(
         unique_key='customer_id',
+        unchanged_rows_kept=true,
         changed_keys=changed,
         indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}],
     )

@@ -8,6 +8,7 @@
 {{
     config(
         unique_key='cohort_month',
+        unchanged_rows_kept=true,
         changed_keys=changed,
         indexes=[
             {'columns': ['cohort_month']},

@@ -5,6 +5,7 @@
 {{
     config(
         unique_key='placed_date',
+        unchanged_rows_kept=true,
         changed_keys=changed,
         indexes=[
             {'columns': ['placed_date']},

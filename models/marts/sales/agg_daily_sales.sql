@@ -4,6 +4,7 @@
 {{
     config(
         unique_key='sale_date',
+        unchanged_rows_kept=true,
         changed_keys=changed,
         indexes=[
             {'columns': ['sale_date']},

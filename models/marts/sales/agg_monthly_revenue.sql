@@ -4,6 +4,7 @@
 {{
     config(
         unique_key='sale_month',
+        unchanged_rows_kept=true,
         changed_keys=changed,
         indexes=[
             {'columns': ['sale_month']},
