@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from haven.cli.base import console, source_app
-from haven.errors import HavenError
 from haven.settings import get_settings
 from haven.source import simulator
 from haven.warehouse import endpoints as warehouse
@@ -74,22 +73,21 @@ def source_tick(
     ] = None,
 ) -> None:
     """Advance the application in time: sign-ups, orders, status changes, deletes, late commits."""
-    if days is not None and hours is not None:
-        raise HavenError("Tick by --days or by --hours, not both.")
-    steps = {"hours": hours} if hours is not None else {"days": 1 if days is None else days}
-    if min(steps.values()) < 1:
-        ((name, value),) = steps.items()
-        raise HavenError(f"--{name} must be at least 1, got {value}.")
+    steps, hourly = simulator.tick_steps(days, hours)  # before the warehouse starts
     endpoints = warehouse.up(get_settings())
     started = time.perf_counter()
     with console.status("advancing the source") as status:
         before, after = simulator.tick(
-            endpoints, **steps, defect_rate=defect_rate, progress=lambda step: status.update(step)
+            endpoints,
+            days=days,
+            hours=hours,
+            defect_rate=defect_rate,
+            progress=lambda step: status.update(step),
         )
     elapsed = time.perf_counter() - started
     changed = sum(after.rows.values()) - sum(before.rows.values())
-    ((unit, count),) = steps.items()
+    unit = "hour" if hourly else "day"
     console.print(
-        f"source advanced {count} {unit[:-1]}(s) to {after.clock:%Y-%m-%d %H:%M} in "
-        f"{elapsed:.1f} s ({changed:+,} rows net)"
+        f"source advanced {steps} {unit}(s) to {after.clock:%Y-%m-%d %H:%M} in {elapsed:.1f} s "
+        f"({changed:+,} rows net)"
     )

@@ -8,6 +8,7 @@ schema, which the pipeline's read-only role cannot see.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -173,8 +174,8 @@ def init(
 def tick(
     endpoints: Endpoints,
     *,
-    days: int = 0,
-    hours: int = 0,
+    days: int | None = None,
+    hours: int | None = None,
     defect_rate: float | None = None,
     progress: Progress = _quiet,
 ) -> tuple[SourceState, SourceState]:
@@ -182,12 +183,7 @@ def tick(
     transaction per step, then its late commits. An hour has a day's kinds of change at a
     twenty-fourth of a day's rates (at least one new row of each growing table). Returns the
     state before and after."""
-    if days and hours:
-        raise HavenError("Tick by --days or by --hours, not both.")
-    if days < 1 and not hours:
-        raise HavenError(f"--days must be at least 1, got {days}.")
-    if hours < 0 or not days and hours < 1:
-        raise HavenError(f"--hours must be at least 1, got {hours}.")
+    steps, hourly = tick_steps(days, hours)
     with connect(endpoints.source_admin_url, purpose="source database") as conn:
         conn.execute(
             "alter table if exists sim.meta"
@@ -199,11 +195,26 @@ def tick(
         rate = float(meta.defect_rate) if defect_rate is None else defect_rate
         before = state(conn)
         _check_arguments(scale=float(meta.scale), defect_rate=rate)
-        for _ in range(days or hours):
-            _step(conn, meta, hourly=hours > 0, rate=rate, progress=progress)
+        for _ in range(steps):
+            _step(conn, meta, hourly=hourly, rate=rate, progress=progress)
             meta = _read_meta(conn)
             assert meta is not None
         return before, state(conn)
+
+
+def tick_steps(days: int | None, hours: int | None) -> tuple[int, bool]:
+    """How many steps a tick takes and whether they are hours: ``days`` (1 when neither is
+    given) or ``hours``, not both, each at least 1; one sentence otherwise."""
+    if days is not None and hours is not None:
+        raise HavenError("Tick by --days or by --hours, not both.")
+    if hours is not None:
+        if hours < 1:
+            raise HavenError(f"--hours must be at least 1, got {hours}.")
+        return hours, True
+    days = 1 if days is None else days
+    if days < 1:
+        raise HavenError(f"--days must be at least 1, got {days}.")
+    return days, False
 
 
 def _step(
@@ -233,6 +244,7 @@ def _step(
             conn,
             "tick.sql",
             **parameters,
+            seed=meta.seed,
             day=day,
             label=label,
             hours=span,
@@ -349,6 +361,9 @@ def _run_script(conn: psycopg.Connection, name: str, **parameters: object) -> No
     template = resources.files("haven.source").joinpath("sql", name).read_text()
     for key, value in parameters.items():
         template = template.replace("{" + key + "}", str(value))
+    unfilled = sorted(set(re.findall(r"\{[a-z_]+\}", template)))
+    if unfilled:  # a placeholder inside a string literal would run, silently wrong
+        raise ValueError(f"sql/{name}: no value for {', '.join(unfilled)}")
     conn.execute(template)  # type: ignore[arg-type]
 
 

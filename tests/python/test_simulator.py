@@ -148,6 +148,12 @@ def test_an_hourly_tick_is_an_hour_of_a_days_changes(haven_home: Path) -> None:
     assert first.rows["orders"] > before.rows["orders"]
     with psycopg.connect(endpoints.source_admin_url) as conn:
         hour = _changed_since(conn, before.clock)
+        seeded = conn.execute(
+            "select count(*) from payments where created_at > %s"
+            " and provider_reference = 'pay_' || md5('17:' || order_id)",
+            (before.clock,),
+        )
+        assert seeded.fetchone()[0] > 0, "a tick's payment references carry the source's seed"
         seasonal = conn.execute("select count(*) from categories where slug like 'seasonal-%%'")
         assert seasonal.fetchone()[0] == 1, "the first hour of a day opens the seasonal category"
     _, second = simulator.tick(endpoints, hours=2)
