@@ -273,20 +273,38 @@
 {%- endmacro %}
 
 
-{% macro moved_since_last_build(relation, column) -%}
-    {#- Run time, in an incremental model: true when the range of `column` in `relation` (the
-        as-of dates, say) differs from the range this model holds, so the model must recompute
-        every key rather than its change set. -#}
+{% macro dates_not_built(dates, column) -%}
+    {#- Run time, in an incremental model keyed by an entity and an as-of date: the dates of
+        `dates` (a relation, or a parenthesised subquery) this model holds no row for (a new
+        month of data, a label window just closed), as SQL date literals. The model computes
+        those dates for every entity and its other dates for its change set alone. -#}
     {%- set query -%}
-        select not (
-            (select min({{ column }}) from {{ relation }}) <=> (select min({{ column }}) from {{ this }})
-            and (select max({{ column }}) from {{ relation }}) <=> (select max({{ column }}) from {{ this }})
-        )
+        select distinct cast(wanted.{{ column }} as {{ dbt.type_string() }})
+        from {{ dates }} as wanted
+        where not exists (select 1 from {{ this }} as built where built.{{ column }} = wanted.{{ column }})
     {%- endset -%}
-    {%- if target.type == 'postgres' -%}
-        {%- set query = query | replace('<=>', 'is not distinct from') -%}
-    {%- endif -%}
-    {{ return(run_query(query).columns[0].values()[0]) }}
+    {%- set literals = [] -%}
+    {%- for value in run_query(query).columns[0].values() -%}
+        {%- do literals.append("cast('" ~ value ~ "' as date)") -%}
+    {%- endfor -%}
+    {{ return(literals) }}
+{%- endmacro %}
+
+
+{% macro as_of_rows_to_rebuild(entity, changed, column='as_of_date') -%}
+    {#- The changed_keys of a model keyed by (entity, as-of date), with config as_of_dates
+        naming the model of its dates: every row of an entity in the change set, and every row
+        whose date left those dates (a contiguous run of months, so two index range scans find
+        them). Rendered when the model is parsed, where neither `this` nor ref() is the table
+        yet: the strategy puts them in for __haven_this__ and __haven_as_of_dates__. -#}
+    select {{ entity }}, {{ column }} from __haven_this__
+    where {{ in_change_set(entity, changed) }}
+    union
+    select {{ entity }}, {{ column }} from __haven_this__
+    where
+        {{ column }} < (select min({{ column }}) from __haven_as_of_dates__)
+        or {{ column }} > (select max({{ column }}) from __haven_as_of_dates__)
+        or not exists (select 1 from __haven_as_of_dates__)
 {%- endmacro %}
 
 
@@ -376,7 +394,11 @@
     {%- set load_id_after, time_after = watermark_literals() -%}
     {%- set changed = changed
         | replace('__haven_watermark_load_id__', load_id_after)
-        | replace('__haven_watermark_time__', time_after) -%}
+        | replace('__haven_watermark_time__', time_after)
+        | replace('__haven_this__', arg_dict['target_relation'] | string) -%}
+    {%- if config.get('as_of_dates') -%}
+        {%- set changed = changed | replace('__haven_as_of_dates__', ref(config.get('as_of_dates')) | string) -%}
+    {%- endif -%}
     {%- set key = arg_dict['unique_key'] -%}
     {{ return(changed_keys_sql(arg_dict, changed, [key] if key is string else key)) }}
 {%- endmacro %}

@@ -2,18 +2,22 @@
 -- depends_on: {{ ref('snp_listings') }}
 {{
     config(
-        unique_key='customer_id',
+        unique_key=['customer_id', 'as_of_date'],
         unchanged_rows_kept=true,
-        changed_keys=changed,
+        changed_keys=as_of_rows_to_rebuild('customer_id', changed),
+        as_of_dates='ml_feature_dates',
         indexes=[
             {'columns': ['customer_id', 'as_of_date'], 'unique': true},
             {'columns': ['as_of_date']},
         ],
     )
 }}
-{#- Every customer is recomputed when the as-of dates move (a new month of data). -#}
-{%- set only_changed = is_incremental() and execute
-    and not moved_since_last_build(ref('ml_feature_dates'), 'as_of_date') -%}
+{#- An incremental run computes the customers of its change set as of every date, and every
+    customer as of the dates it holds no row for (a new month of data); rows of dates that left
+    the window go (as_of_rows_to_rebuild). -#}
+{%- set new_dates = dates_not_built(ref('ml_feature_dates'), 'as_of_date')
+    if is_incremental() and execute else [] -%}
+{%- set only_changed = is_incremental() and execute and not new_dates -%}
 
 -- Point in time: a feature as of day D uses only events that happened before D (order placed,
 -- refund issued, review written). Current statuses are never read: an order refunded after D
@@ -151,6 +155,11 @@ eligible as (
         as_of_dates.as_of_date
     from customers
     inner join as_of_dates on customers.created_at < as_of_dates.as_of_date
+    {% if new_dates %}
+        where
+            as_of_dates.as_of_date in ({{ new_dates | join(', ') }})
+            or {{ in_change_set('customers.customer_id', changed) }}
+    {% endif %}
 
 ),
 

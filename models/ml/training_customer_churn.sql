@@ -1,25 +1,40 @@
 {%- set changed = changed_customers() -%}
--- depends_on: {{ ref('snp_listings') }}
-{{
-    config(
-        unique_key='customer_id',
-        unchanged_rows_kept=true,
-        changed_keys=changed,
-        indexes=[{'columns': ['customer_id', 'as_of_date'], 'unique': true}],
-    )
-}}
-{#- Every customer is recomputed when the labelled as-of dates change (a label window closed, or
-    a new month of data). -#}
 {%- set labelled_dates -%}
     (
         select as_of_date from {{ ref('ml_feature_dates') }}
         where as_of_date + {{ var('churn_window_days') }} <= (
             select cast(max(loaded_at) as date) from {{ ref('stg_app__orders') }}
         )
-    ) as labelled
+    )
 {%- endset -%}
-{%- set only_changed = is_incremental() and execute
-    and not moved_since_last_build(labelled_dates, 'as_of_date') -%}
+-- depends_on: {{ ref('snp_listings') }}
+{{
+    config(
+        unique_key=['customer_id', 'as_of_date'],
+        unchanged_rows_kept=true,
+        changed_keys=as_of_rows_to_rebuild('customer_id', changed),
+        as_of_dates='ml_feature_dates',
+        indexes=[
+            {'columns': ['customer_id', 'as_of_date'], 'unique': true},
+            {'columns': ['as_of_date']},
+        ],
+    )
+}}
+{#- An incremental run computes the customers of its change set as of every labelled date, and
+    every customer as of a date labelled since the last run (a label window closed, a new month
+    of data); rows of dates that left the feature dates go (as_of_rows_to_rebuild: a date once
+    labelled stays labelled while it is a feature date, the loads only move forward). -#}
+{%- set new_dates = dates_not_built(labelled_dates, 'as_of_date')
+    if is_incremental() and execute else [] -%}
+{%- set only_changed = is_incremental() and execute and not new_dates -%}
+{%- if only_changed -%}
+    {%- set rows_to_compute = in_change_set('customer_id', changed) -%}
+{%- elif new_dates -%}
+    {%- set rows_to_compute = '(as_of_date in (' ~ new_dates | join(', ') ~ ') or '
+        ~ in_change_set('customer_id', changed) ~ ')' -%}
+{%- else -%}
+    {%- set rows_to_compute = 'true' -%}
+{%- endif -%}
 
 -- Training set: customer features as of D with the label "churned": no order in the
 -- churn window after D. Only as-of dates whose whole label window has been observed are used,
@@ -34,7 +49,7 @@ features as (
     from {{ ref('customer_features') }}
     where
         frequency > 0
-        and {{ in_change_set('customer_id', changed) if only_changed else 'true' }}
+        and {{ rows_to_compute }}
 
 ),
 

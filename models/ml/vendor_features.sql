@@ -2,18 +2,21 @@
 -- depends_on: {{ ref('snp_listings') }}
 {{
     config(
-        unique_key='vendor_id',
+        unique_key=['vendor_id', 'as_of_date'],
         unchanged_rows_kept=true,
-        changed_keys=changed,
+        changed_keys=as_of_rows_to_rebuild('vendor_id', changed),
+        as_of_dates='ml_feature_dates',
         indexes=[
             {'columns': ['vendor_id', 'as_of_date'], 'unique': true},
             {'columns': ['as_of_date']},
         ],
     )
 }}
-{#- Every vendor is recomputed when the as-of dates move (a new month of data). -#}
-{%- set only_changed = is_incremental() and execute
-    and not moved_since_last_build(ref('ml_feature_dates'), 'as_of_date') -%}
+{#- Like customer_features: the change set's vendors as of every date, every vendor as of a new
+    date. -#}
+{%- set new_dates = dates_not_built(ref('ml_feature_dates'), 'as_of_date')
+    if is_incremental() and execute else [] -%}
+{%- set only_changed = is_incremental() and execute and not new_dates -%}
 
 -- Point in time, like customer_features: only what happened before as_of_date.
 
@@ -125,6 +128,11 @@ eligible as (
         as_of_dates.as_of_date
     from vendors
     inner join as_of_dates on vendors.created_at < as_of_dates.as_of_date
+    {% if new_dates %}
+        where
+            as_of_dates.as_of_date in ({{ new_dates | join(', ') }})
+            or {{ in_change_set('vendors.vendor_id', changed) }}
+    {% endif %}
 
 ),
 
