@@ -3,7 +3,7 @@
 Per scale, five passes of the flow's steps (ingest, one ``dbt build``, reconcile; without
 Prefect, to time each alone): a full run (everything reloaded and rebuilt, every row tested);
 the run after a one-day tick into a new month (the source starts on the first of a month), in
-which the features move their as-of dates and are recomputed for everyone, as once a month;
+which the features gain an as-of date and compute it for everyone, as once a month;
 the run after one more day (a day's run); the run after one more hour (``tick --hours 1``: the
 hourly deployment's run, the main target); and a run with no change. Each pass reports the
 wall time of its steps, the dbt nodes it ran and, inside the build, the seconds dbt's nodes
