@@ -414,16 +414,32 @@
         are partitions: most of a day's or a customer's rows come out as they were), when the
         model recomputes a small part of itself a stored row equal in every column to a
         recomputed one is kept, and only the rows that differ are deleted and inserted (and
-        recorded as written, for the tests). -#}
+        recorded as written, for the tests). The equal pairs are found once, by one join
+        (`matched`: the two rows' physical ids), which the record, the delete and the insert
+        then read by id. -#}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set temp = arg_dict['temp_relation'] -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | map('string') | list -%}
     {%- set columns = get_quoted_csv(names) -%}
     {%- set keep = config.get('unchanged_rows_kept', false) and recomputes_a_small_part(temp, target) -%}
+    {%- set matched = temp.incorporate(path={'identifier': temp.identifier ~ '__matched'}) -%}
+    {%- if keep %}
+    create temporary table {{ matched.identifier }} on commit drop as
+    select target.ctid as stored_row, recomputed.ctid as recomputed_row
+    from {{ temp }} as recomputed
+    inner join {{ target }} as target
+        on
+            {%- for column in key_columns %}
+            target.{{ column }} = recomputed.{{ column }} and
+            {%- endfor %}
+            {{ row_text('target', names) }} = {{ row_text('recomputed', names) }};
+    analyze {{ matched.identifier }};
+    {%- endif %}
     {#- first: the last statement's row count is the one dbt reports, the rows inserted -#}
-    {{ record_written_keys(
-        temp, key_columns,
-        'not ' ~ same_row_in(target, 'recomputed', names, key_columns) if keep else none) }};
+    {%- set recomputed_differs -%}
+        not exists (select from {{ matched.identifier }} as kept where kept.recomputed_row = recomputed.ctid)
+    {%- endset %}
+    {{ record_written_keys(temp, key_columns, recomputed_differs if keep else none) }};
 
     delete from {{ target }} as target
     using (
@@ -436,13 +452,13 @@
         target.{{ column }} = changed_keys.{{ column }}{{ " and" if not loop.last }}
         {%- endfor %}
         {%- if keep %}
-        and not {{ same_row_in(temp, 'target', names, key_columns) }}
+        and not exists (select from {{ matched.identifier }} as kept where kept.stored_row = target.ctid)
         {%- endif %};
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ temp }} as recomputed
     {%- if keep %}
-    where not {{ same_row_in(target, 'recomputed', names, key_columns) }}
+    where {{ recomputed_differs }}
     {%- endif %}
 {%- endmacro %}
 
@@ -457,21 +473,13 @@
     {{ return(run_query(query).columns[0].values()[0]) }}
 {%- endmacro %}
 
-{% macro same_row_in(relation, row, names, key_columns) -%}
-    {#- SQL: `relation` holds a row equal to `row` (an alias) in every column, NULLs equal.
-        Compared as the rows' text (NULL and '' differ there, numbers and times print
-        exactly), by equality, so PostgreSQL hashes or sorts the comparison: IS NOT DISTINCT
-        FROM would compare each row with every row of its key (a day's sales: hundreds), and
-        row equality never finds a row with a NULL (most feature rows have one). -#}
-    exists (
-        select from {{ relation }} as same
-        where
-            {%- for column in key_columns %}
-            same.{{ column }} = {{ row }}.{{ column }} and
-            {%- endfor %}
-            row({% for name in names %}same.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
-            = row({% for name in names %}{{ row }}.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
-    )
+{% macro row_text(alias, names) -%}
+    {#- SQL: the row `alias` as text, its columns `names` in order. Two rows are compared by
+        their text (NULL and '' differ there, numbers and times print exactly), by equality, so
+        PostgreSQL hashes or sorts the comparison: IS NOT DISTINCT FROM would compare each row
+        with every row of its key (a day's sales: hundreds), and row equality never finds a row
+        with a NULL (most feature rows have one). -#}
+    row({% for name in names %}{{ alias }}.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
 {%- endmacro %}
 
 {% macro written_keys_relation(identifier) -%}
