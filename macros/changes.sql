@@ -422,9 +422,9 @@
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | map('string') | list -%}
     {%- set columns = get_quoted_csv(names) -%}
     {%- set keep = config.get('unchanged_rows_kept', false) and recomputes_a_small_part(temp, target) -%}
-    {%- set matched = temp.incorporate(path={'identifier': temp.identifier ~ '__matched'}) -%}
+    {%- set matched = temp.identifier ~ '__matched' -%}
     {%- if keep %}
-    create temporary table {{ matched.identifier }} on commit drop as
+    create temporary table {{ matched }} on commit drop as
     select target.ctid as stored_row, recomputed.ctid as recomputed_row
     from {{ temp }} as recomputed
     inner join {{ target }} as target
@@ -433,11 +433,11 @@
             target.{{ column }} = recomputed.{{ column }} and
             {%- endfor %}
             {{ row_text('target', names) }} = {{ row_text('recomputed', names) }};
-    analyze {{ matched.identifier }};
+    analyze {{ matched }};
     {%- endif %}
     {#- first: the last statement's row count is the one dbt reports, the rows inserted -#}
     {%- set recomputed_differs -%}
-        not exists (select from {{ matched.identifier }} as kept where kept.recomputed_row = recomputed.ctid)
+        not exists (select from {{ matched }} as kept where kept.recomputed_row = recomputed.ctid)
     {%- endset %}
     {{ record_written_keys(temp, key_columns, recomputed_differs if keep else none) }};
 
@@ -452,7 +452,7 @@
         target.{{ column }} = changed_keys.{{ column }}{{ " and" if not loop.last }}
         {%- endfor %}
         {%- if keep %}
-        and not exists (select from {{ matched.identifier }} as kept where kept.stored_row = target.ctid)
+        and not exists (select from {{ matched }} as kept where kept.stored_row = target.ctid)
         {%- endif %};
 
     insert into {{ target }} ({{ columns }})
@@ -464,8 +464,8 @@
 
 {% macro recomputes_a_small_part(temp, target) -%}
     {#- Run time: the recomputed rows are at most a quarter of the stored ones (by the
-        planner's count). When the as-of dates move a feature table recomputes everyone, and
-        comparing every row would cost more than rewriting them. -#}
+        planner's count). Past that, comparing every recomputed row costs more than rewriting
+        them (a day's sales recomputed over weeks of days by an hour's status moves). -#}
     {%- set query -%}
         select (select count(*) from {{ temp }}) * 4
             <= (select greatest(reltuples, 0) from pg_class where oid = '{{ target }}'::regclass)

@@ -129,13 +129,13 @@ def test_every_tick_then_incremental_build_equals_a_full_rebuild(warehouse) -> N
         assert "unit_test" not in {node.resource_type for node in incremental.nodes}
         assert_tests_read_the_recorded_keys(settings)
         if day == 1:
-            # the source starts on 1 June: the first day of June is a new as-of date, which
+            # the source starts on the first of a month: that day is a new as-of date, which
             # the features compute for everyone, and their other dates for the change set alone
             with psycopg.connect(endpoints.warehouse_url) as conn:
                 (stored, dates, new_date) = conn.execute(
                     "select count(*), count(distinct as_of_date),"
-                    " count(*) filter (where as_of_date = date '2026-06-01')"
-                    " from ml.customer_features"
+                    " count(*) filter (where as_of_date = %s) from ml.customer_features",
+                    (simulator.DEFAULT_ANCHOR.date(),),
                 ).fetchone()
             assert dates == 12 and new_date > 0
             assert new_date <= inserted["customer_features"] < stored / 4, inserted
