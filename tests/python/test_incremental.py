@@ -13,7 +13,13 @@ import pytest
 
 from haven.settings import Settings
 from haven.source import simulator
-from haven.transform.changes import build_if_changed, plan_build, project_hash
+from haven.transform.changes import (
+    SOURCE,
+    UNIT_TESTS,
+    build_if_changed,
+    plan_build,
+    project_hash,
+)
 from haven.transform.dbt import (
     DbtOutcome,
     build_variables,
@@ -362,9 +368,18 @@ def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:
         )
 
 
-def changed_tests_build(settings: Settings, endpoints: Endpoints, **options: object) -> DbtOutcome:
+def changed_tests_build(
+    settings: Settings, endpoints: Endpoints, below: str | None = None, **options: object
+) -> DbtOutcome:
+    """`dbt build` with a run's vars: of the part below the raw table ``below``, as a run that
+    loaded only that table builds it (``plan_build``), or of everything."""
     return run_dbt(
-        dbt_args("build", variables=build_variables(**options)),  # type: ignore[arg-type]
+        dbt_args(
+            "build",
+            select=f"source:{SOURCE}.{below}+" if below else None,
+            exclude=UNIT_TESTS if below else None,
+            variables=build_variables(**options),  # type: ignore[arg-type]
+        ),
         dbt_environment(settings, endpoints),
     )
 
@@ -388,18 +403,18 @@ def test_an_incremental_run_tests_the_rows_it_changed_and_still_fails_on_an_orph
             "update staging.stg_app__payments set order_id = -2 where payment_id = %s", (old,)
         )
     # an incremental run does not read it; the nightly run, testing every row, fails on it
-    assert changed_tests_build(settings, endpoints).success
+    assert changed_tests_build(settings, endpoints, "payments").success
     nightly = changed_tests_build(settings, endpoints, full_tests=True)
     assert [node.name for node in nightly.failures] == [PAYMENT_ORPHAN_TEST]
     bump_load_id(endpoints, "payments", old)
-    assert changed_tests_build(settings, endpoints).success
+    assert changed_tests_build(settings, endpoints, "payments").success
 
     # an orphan the incremental run writes: its test fails the run
     with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
         conn.execute("update raw_app.payments set order_id = -1 where id = %s", (new,))
     bump_load_id(endpoints, "payments", new)
     try:
-        failed = changed_tests_build(settings, endpoints)
+        failed = changed_tests_build(settings, endpoints, "payments")
         assert [node.name for node in failed.failures] == [PAYMENT_ORPHAN_TEST]
     finally:
         with psycopg.connect(endpoints.warehouse_url, autocommit=True) as conn:
@@ -407,7 +422,7 @@ def test_an_incremental_run_tests_the_rows_it_changed_and_still_fails_on_an_orph
                 "update raw_app.payments set order_id = %s where id = %s", (new_order, new)
             )
         bump_load_id(endpoints, "payments", new)
-    assert changed_tests_build(settings, endpoints).success
+    assert changed_tests_build(settings, endpoints, "payments").success
     assert old_order is not None
 
 
@@ -428,7 +443,7 @@ def test_a_duplicate_key_written_by_an_incremental_run_fails_it(warehouse) -> No
             (customer,),
         )
     try:
-        failed = changed_tests_build(settings, endpoints)
+        failed = changed_tests_build(settings, endpoints, "customers")
         assert not failed.success
         assert "stg_app__customers" in [node.name for node in failed.failures]
     finally:
@@ -438,4 +453,4 @@ def test_a_duplicate_key_written_by_an_incremental_run_fails_it(warehouse) -> No
                 (customer,),
             )
         bump_load_id(endpoints, "customers", customer)
-    assert changed_tests_build(settings, endpoints).success
+    assert changed_tests_build(settings, endpoints, "customers").success
