@@ -7,7 +7,7 @@ sum plus what sits in quarantine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -57,27 +57,31 @@ class Reconciliation:
         return self.row_difference == 0 and not self.amount_difference
 
 
-Scalar = Callable[[str], object]
-"""Runs one query and returns the first column of its first row."""
+Row = Callable[[str], tuple]
+"""Runs one query and returns its first row."""
 
 
-def _postgres_scalar(conn: psycopg.Connection) -> Scalar:
-    def scalar(query: str) -> object:
-        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
-        return row[0] if row else None
+def _postgres_row(conn: psycopg.Connection) -> Row:
+    def row(query: str) -> tuple:
+        return tuple(conn.execute(query).fetchone() or ())  # type: ignore[arg-type]
 
-    return scalar
+    return row
 
 
-def _spark_scalar(conn: Any) -> Scalar:
+def _spark_row(conn: Any) -> Row:
     cursor = conn.cursor()
 
-    def scalar(query: str) -> object:
+    def row(query: str) -> tuple:
         cursor.execute(query)
-        row = cursor.fetchone()
-        return row[0] if row else None
+        return tuple(cursor.fetchone() or ())
 
-    return scalar
+    return row
+
+
+def _values(run: Row, queries: list[str]) -> list[object]:
+    """The single value of each query, read in one statement: one round trip (on Spark one
+    statement to plan and poll, not forty) and, on PostgreSQL, one snapshot of every table."""
+    return list(run("select " + ", ".join(f"({query})" for query in queries)))
 
 
 JSON_NUMBER = {
@@ -95,61 +99,67 @@ def reconcile_endpoints(
     with connect(endpoints.source_url, purpose="source database") as source:
         if spark_endpoint is not None:
             with closing(spark.connect(spark_endpoint)) as lake:
-                return reconcile(
-                    _postgres_scalar(source), _spark_scalar(lake), source_schema, "spark"
-                )
+                return reconcile(_postgres_row(source), _spark_row(lake), source_schema, "spark")
         with connect(endpoints.warehouse_url, purpose="warehouse") as warehouse:
             return reconcile(
-                _postgres_scalar(source), _postgres_scalar(warehouse), source_schema, "postgres"
+                _postgres_row(source), _postgres_row(warehouse), source_schema, "postgres"
             )
 
 
 def reconcile(
-    source: Scalar, warehouse: Scalar, source_schema: str, engine: str = "postgres"
+    source: Row, warehouse: Row, source_schema: str, engine: str = "postgres"
 ) -> list[Reconciliation]:
-    """Compare counts (and amounts) for every application table. The names are the project's
-    own (TABLES, MONEY), never user input, so the queries are plain text for either engine."""
-    results = []
+    """Compare counts (and amounts) for every application table, each side's figures read in
+    one statement. The names are the project's own (TABLES, MONEY), never user input, so the
+    queries are plain text for either engine."""
+    source_queries: list[str] = []
+    warehouse_queries: list[str] = []
     for spec in TABLES:
-        live = _live(spec)
-        amounts: dict[str, object] = {}
-        money = MONEY.get(spec.name)
-        if money:
+        quarantined = f"from quarantine.quarantined_rows where source_table = '{spec.name}'"
+        source_queries.append(f"select count(*) from {source_schema}.{spec.name}")
+        warehouse_queries += [
+            f"select count(*) from raw_app.{spec.name}{_live(spec)}",
+            f"select count(*) from staging.stg_app__{spec.name}",
+            f"select count(*) {quarantined}",
+        ]
+        if money := MONEY.get(spec.name):
             source_column, mart, mart_column = money
             in_json = JSON_NUMBER[engine].format(key=mart_column)
+            source_queries.append(
+                f"select coalesce(sum({source_column}), 0) from {source_schema}.{spec.name}"
+            )
+            warehouse_queries += [
+                f"select coalesce(sum({mart_column}), 0) from {mart}",
+                f"select coalesce(sum({in_json}), 0) {quarantined}",
+            ]
+    source_values = iter(_values(source, source_queries))
+    warehouse_values = iter(_values(warehouse, warehouse_queries))
+
+    def count(values: Iterator[object]) -> int:
+        return int(next(values))  # type: ignore[call-overload]
+
+    def amount(values: Iterator[object]) -> Decimal:
+        return Decimal(str(next(values)))
+
+    results = []
+    for spec in TABLES:
+        source_rows = count(source_values)
+        raw, staged, quarantined_rows = (count(warehouse_values) for _ in range(3))
+        amounts: dict[str, object] = {}
+        if money := MONEY.get(spec.name):
             amounts = {
-                "money_column": source_column,
-                "source_amount": Decimal(
-                    str(
-                        source(
-                            f"select coalesce(sum({source_column}), 0) from {source_schema}.{spec.name}"
-                        )
-                    )
-                ),
-                "mart_amount": Decimal(
-                    str(warehouse(f"select coalesce(sum({mart_column}), 0) from {mart}"))
-                ),
-                "quarantined_amount": Decimal(
-                    str(
-                        warehouse(
-                            f"select coalesce(sum({in_json}), 0) from quarantine.quarantined_rows"
-                            f" where source_table = '{spec.name}'"
-                        )
-                    )
-                ),
+                "money_column": money[0],
+                "source_amount": amount(source_values),
+                "mart_amount": amount(warehouse_values),
+                "quarantined_amount": amount(warehouse_values),
             }
         results.append(
             Reconciliation(
                 spec.name,
-                int(source(f"select count(*) from {source_schema}.{spec.name}")),  # type: ignore[call-overload]
-                int(warehouse(f"select count(*) from raw_app.{spec.name}{live}")),  # type: ignore[call-overload]
-                int(warehouse(f"select count(*) from staging.stg_app__{spec.name}")),  # type: ignore[call-overload]
-                int(
-                    warehouse(  # type: ignore[call-overload]
-                        "select count(*) from quarantine.quarantined_rows"
-                        f" where source_table = '{spec.name}'"
-                    )
-                ),
+                source_rows,
+                raw,
+                staged,
+                quarantined_rows,
                 **amounts,  # type: ignore[arg-type]
             )
         )
@@ -169,18 +179,19 @@ def explain_staged_difference(endpoints: Endpoints) -> str:
     """What ``STAGED_TEST`` found, and what to run, as the end of one sentence: per table, how
     many rows staging plus quarantine hold more or fewer than raw's live rows."""
     with connect(endpoints.warehouse_url, purpose="warehouse") as warehouse:
-        scalar = _postgres_scalar(warehouse)
+        differences = _values(
+            _postgres_row(warehouse),
+            [
+                f"select (select count(*) from staging.stg_app__{spec.name})"
+                " + (select count(*) from quarantine.quarantined_rows"
+                f" where source_table = '{spec.name}')"
+                f" - (select count(*) from raw_app.{spec.name}{_live(spec)})"
+                for spec in TABLES
+            ],
+        )
         found = []
-        for spec in TABLES:
-            live = _live(spec)
-            difference = int(
-                scalar(  # type: ignore[call-overload]
-                    f"select (select count(*) from staging.stg_app__{spec.name})"
-                    " + (select count(*) from quarantine.quarantined_rows"
-                    f" where source_table = '{spec.name}')"
-                    f" - (select count(*) from raw_app.{spec.name}{live})"
-                )
-            )
+        for spec, value in zip(TABLES, differences, strict=True):
+            difference = int(value)  # type: ignore[call-overload]
             if difference:
                 found.append(
                     f"{spec.name}: {abs(difference):,} {'more' if difference > 0 else 'fewer'}"
