@@ -108,6 +108,8 @@ def environment(
         "HAVEN_PII_HASH_KEY": PII_KEY,
         # configured URLs win; the name keeps this warehouse's dlt state apart from the others
         "HAVEN_WAREHOUSE_DATABASE": f"managed_{server.name.split()[0].lower()}",
+        # dbt's whole log (the test processes keep it at info), so every line is searched
+        "DBT_LOG_LEVEL_FILE": "debug",
     }
 
 
@@ -274,5 +276,12 @@ def test_no_secret_in_any_output_or_file(
         settings.dbt_target_dir,
         PROJECT_DIR / "logs",
     ]
+    debug_lines = [
+        line
+        for path in (PROJECT_DIR / "logs").rglob("dbt.log*")
+        for line in path.read_bytes().splitlines()
+        if b"[debug]" in line and b'"analytics"."staging"' in line
+    ]
+    assert debug_lines, "dbt's debug lines of this warehouse's builds are among the files searched"
     for secret in SECRETS:
         assert files_holding(secret.encode(), *roots) == [], f"files hold {secret[:6]}..."
