@@ -29,9 +29,10 @@ if WORKER := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["DBT_LOG_PATH"] = str(PROJECT_DIR / "logs" / WORKER)
 
 # dbt's file log at info in the test processes, not its default debug: the debug lines (every
-# statement dbt sends, every event) cost about 7 % of a small build's CPU (`haven build
-# --full-refresh` at SF 0.01: 11.3 s against 12.2 s, README) and no test reads them; the secrets
-# test sets debug again for its own commands, so their whole log is searched
+# statement dbt sends, every event) cost about a tenth of a small build's CPU (`haven build
+# --full-refresh` at SF 0.01, medians of three alternating runs: 10.3 CPU-s against 11.4, README)
+# and no test reads them; the secrets test sets debug again for its own commands, so their whole
+# log is searched
 os.environ.setdefault("DBT_LOG_LEVEL_FILE", "info")
 
 
