@@ -100,6 +100,8 @@ def kill_at(phase: Callable[[Path], bool], dlt_dir: Path, args: list[str], env: 
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 return phase(dlt_dir)
+            # a millisecond between looks: spinning took a core from the process it watches
+            time.sleep(0.001)
         return False
     finally:
         if process.poll() is None:
