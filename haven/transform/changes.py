@@ -126,6 +126,11 @@ class BuildPlan:
     build (which ran them: they read fixtures, not the warehouse)."""
 
 
+def below(tables: list[str]) -> str:
+    """dbt's selector of the part of the DAG below these raw tables."""
+    return " ".join(f"source:{SOURCE}.{table}+" for table in tables)
+
+
 def plan_build(
     conn: psycopg.Connection,
     project: str,
@@ -167,7 +172,7 @@ def plan_build(
     if not variables:
         return BuildPlan(None, "every row tested (the nightly run)")
     return BuildPlan(
-        " ".join(f"source:{SOURCE}.{table}+" for table in changed),
+        below(changed),
         f"below the raw tables that changed: {', '.join(changed)}",
         exclude=UNIT_TESTS,
     )

@@ -14,8 +14,8 @@ import pytest
 from haven.settings import Settings
 from haven.source import simulator
 from haven.transform.changes import (
-    SOURCE,
     UNIT_TESTS,
+    below,
     build_if_changed,
     plan_build,
     project_hash,
@@ -369,15 +369,15 @@ def bump_load_id(endpoints: Endpoints, table: str, key: int) -> None:
 
 
 def changed_tests_build(
-    settings: Settings, endpoints: Endpoints, below: str | None = None, **options: object
+    settings: Settings, endpoints: Endpoints, table: str | None = None, **options: object
 ) -> DbtOutcome:
-    """`dbt build` with a run's vars: of the part below the raw table ``below``, as a run that
-    loaded only that table builds it (``plan_build``), or of everything."""
+    """`dbt build` with a run's vars: of the part below the raw ``table``, as a run that loaded
+    only that table builds it (``plan_build``), or of everything."""
     return run_dbt(
         dbt_args(
             "build",
-            select=f"source:{SOURCE}.{below}+" if below else None,
-            exclude=UNIT_TESTS if below else None,
+            select=below([table]) if table else None,
+            exclude=UNIT_TESTS if table else None,
             variables=build_variables(**options),  # type: ignore[arg-type]
         ),
         dbt_environment(settings, endpoints),
